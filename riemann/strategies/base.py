@@ -1,0 +1,237 @@
+"""What every search strategy provides: blocks, their exact results and their digests.
+
+A strategy enumerates candidates in a fixed order. Every candidate has an ordinal, its
+position in that order, and an index, the strategy's own readable name for that
+position (an integer n, or a level and an index within the level). A block is a
+half-open range of ordinals [start, end); blocks cut from consecutive ordinals tile
+the enumeration with no gap and no overlap.
+"""
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from gmpy2 import mpfr
+
+from riemann.witness import integer_text, log_of, to_mpfr, witness_value
+
+IndexT = TypeVar("IndexT")
+
+DIGEST_FORMAT = "riemann block result 1"
+"""First line of the text a digest is taken of; change it whenever that text changes."""
+
+
+class InvalidIndexError(ValueError):
+    """A search index, from a user or a stored row, malformed or out of range."""
+
+
+@dataclass(frozen=True)
+class SearchBlock:
+    """The candidates with ordinals in [start_ordinal, end_ordinal) of one strategy."""
+
+    strategy: str
+    start: str
+    end: str
+    start_ordinal: int
+    end_ordinal: int
+
+    @property
+    def candidate_count(self) -> int:
+        return self.end_ordinal - self.start_ordinal
+
+
+@dataclass(frozen=True)
+class WitnessRecord:
+    """One candidate with its exact divisor sum and its witness value."""
+
+    n: int
+    divisor_sum: int
+    witness_value: mpfr
+    log_n: mpfr
+    level: int | None = None
+    exponents: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    """The exact outcome of processing one block.
+
+    `best` is the candidate with the largest witness value (the smaller n on a tie);
+    `records` holds every candidate whose witness value exceeds `threshold`, by n.
+    """
+
+    block: SearchBlock
+    threshold: str
+    candidates_checked: int
+    best: WitnessRecord | None
+    records: tuple[WitnessRecord, ...]
+    digest: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", result_digest(self))
+
+
+def result_digest(result: BlockResult) -> str:
+    """SHA-256 of the result's exact quantities, in hexadecimal.
+
+    Only integers and the strings that name the block enter it, never a floating
+    value, so any two correct implementations agree on it.
+    """
+    lines = [
+        DIGEST_FORMAT,
+        f"strategy {result.block.strategy}",
+        f"start {result.block.start}",
+        f"end {result.block.end}",
+        f"threshold {result.threshold}",
+        f"candidates {result.candidates_checked}",
+    ]
+    if result.best is not None:
+        best = result.best
+        lines.append(f"best {integer_text(best.n)} {integer_text(best.divisor_sum)}")
+    lines.extend(
+        f"record {integer_text(r.n)} {integer_text(r.divisor_sum)}"
+        for r in result.records
+    )
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+class BlockScan:
+    """Accumulates a block's result candidate by candidate, in exact arithmetic.
+
+    The exact path feeds every candidate to `consider`; a fast kernel feeds only the
+    candidates its floating-point screen could not rule out and reports the rest
+    through `count_screened`, and both end with the same result.
+    """
+
+    def __init__(self, block: SearchBlock, threshold: str) -> None:
+        self.block = block
+        self.threshold = threshold
+        self._threshold_value = to_mpfr(threshold)
+        self._checked = 0
+        self._best: tuple[mpfr, int, int, int | None, tuple[int, ...] | None] | None = (
+            None
+        )
+        self._records: dict[int, WitnessRecord] = {}
+
+    def consider(
+        self,
+        n: int,
+        divisor_sum: int,
+        level: int | None = None,
+        exponents: tuple[int, ...] | None = None,
+    ) -> None:
+        """Count one candidate and settle it against the threshold and the best."""
+        self._checked += 1
+        self.settle(n, divisor_sum, level, exponents)
+
+    def count_screened(self, candidates: int) -> None:
+        """Count candidates ruled out, for the threshold and the best, by a screen."""
+        self._checked += candidates
+
+    def settle(
+        self,
+        n: int,
+        divisor_sum: int,
+        level: int | None = None,
+        exponents: tuple[int, ...] | None = None,
+    ) -> None:
+        """Compare an already counted candidate with the threshold and the best."""
+        value = witness_value(n, divisor_sum)
+        best = self._best
+        if best is None or value > best[0] or (value == best[0] and n < best[1]):
+            self._best = (value, n, divisor_sum, level, exponents)
+        if value > self._threshold_value and n not in self._records:
+            self._records[n] = WitnessRecord(
+                n, divisor_sum, value, log_of(n), level, exponents
+            )
+
+    @property
+    def best_witness_value(self) -> mpfr | None:
+        return None if self._best is None else self._best[0]
+
+    def result(self) -> BlockResult:
+        best = None
+        if self._best is not None:
+            value, n, divisor_sum, level, exponents = self._best
+            best = WitnessRecord(n, divisor_sum, value, log_of(n), level, exponents)
+        records = tuple(self._records[n] for n in sorted(self._records))
+        return BlockResult(self.block, self.threshold, self._checked, best, records)
+
+
+class Strategy(ABC, Generic[IndexT]):
+    """How candidates are enumerated, cut into blocks and processed."""
+
+    name: str
+    default_start_text: str
+
+    @abstractmethod
+    def parse_index(self, text: str) -> IndexT:
+        """The index written as `text`; InvalidIndexError naming the bad value."""
+
+    @abstractmethod
+    def format_index(self, index: IndexT) -> str:
+        """The text form of `index`, which `parse_index` reads back."""
+
+    @abstractmethod
+    def ordinal(self, index: IndexT) -> int:
+        """The position of `index` in the enumeration."""
+
+    @abstractmethod
+    def index_at(self, ordinal: int) -> IndexT:
+        """The index at position `ordinal`; inverse of `ordinal`."""
+
+    @abstractmethod
+    def process_exact(self, block: SearchBlock, threshold: str) -> BlockResult:
+        """The block's result by exact arithmetic on every candidate: the reference."""
+
+    @abstractmethod
+    def describe_progress(self, first_unfinished: int) -> str:
+        """Where the search stands when everything before ordinal `first_unfinished`
+        is finished, for people (for example "level 41" or "n = 123456")."""
+
+    def process(self, block: SearchBlock, threshold: str) -> BlockResult:
+        """The block's result by the fastest available path (equal to the exact one)."""
+        return self.process_exact(block, threshold)
+
+    def block_between(self, start_ordinal: int, end_ordinal: int) -> SearchBlock:
+        if end_ordinal <= start_ordinal:
+            raise ValueError(f"an empty block [{start_ordinal}, {end_ordinal})")
+        return SearchBlock(
+            self.name,
+            self.format_index(self.index_at(start_ordinal)),
+            self.format_index(self.index_at(end_ordinal)),
+            start_ordinal,
+            end_ordinal,
+        )
+
+    def next_blocks(
+        self,
+        start_ordinal: int,
+        block_size: int,
+        count: int,
+        end_ordinal: int | None = None,
+    ) -> list[SearchBlock]:
+        """Up to `count` consecutive blocks of `block_size` candidates from
+        `start_ordinal`, the last one shortened so none passes `end_ordinal`."""
+        if block_size < 1:
+            raise ValueError(f"a block holds at least one candidate, got {block_size}")
+        blocks: list[SearchBlock] = []
+        start = start_ordinal
+        while len(blocks) < count and (end_ordinal is None or start < end_ordinal):
+            end = start + block_size
+            if end_ordinal is not None:
+                end = min(end, end_ordinal)
+            blocks.append(self.block_between(start, end))
+            start = end
+        return blocks
+
+    def block_from_text(self, start: str, end: str) -> SearchBlock:
+        """The block named by stored index texts, validated."""
+        start_ordinal = self.ordinal(self.parse_index(start))
+        end_ordinal = self.ordinal(self.parse_index(end))
+        if end_ordinal <= start_ordinal:
+            raise InvalidIndexError(
+                f"block end {end!r} does not come after its start {start!r}"
+            )
+        return self.block_between(start_ordinal, end_ordinal)

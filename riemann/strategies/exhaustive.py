@@ -1,0 +1,64 @@
+"""The exhaustive strategy: every integer n from a start, in increasing order.
+
+The index of a candidate is n itself, and so is its ordinal. The default start is
+5041, the first n for which Robin's inequality is claimed (G. Robin, 1984).
+"""
+
+from riemann.divisor_sum import divisor_sums_of_range
+from riemann.strategies.base import (
+    BlockResult,
+    BlockScan,
+    InvalidIndexError,
+    SearchBlock,
+    Strategy,
+)
+
+SMALLEST_CANDIDATE = 3
+"""The witness value n / (n ln ln n) needs ln ln n > 0, that is n >= 3."""
+
+
+class ExhaustiveStrategy(Strategy[int]):
+    name = "exhaustive"
+    default_start_text = "5041"
+
+    def parse_index(self, text: str) -> int:
+        try:
+            n = int(text.strip())
+        except ValueError:
+            raise InvalidIndexError(
+                f"exhaustive index {text!r} is not an integer"
+            ) from None
+        if n < SMALLEST_CANDIDATE:
+            raise InvalidIndexError(
+                f"exhaustive index {text!r} is below {SMALLEST_CANDIDATE}, "
+                "the smallest n with a witness value"
+            )
+        return n
+
+    def format_index(self, index: int) -> str:
+        return str(index)
+
+    def ordinal(self, index: int) -> int:
+        return index
+
+    def index_at(self, ordinal: int) -> int:
+        return ordinal
+
+    def process_exact(self, block: SearchBlock, threshold: str) -> BlockResult:
+        scan = BlockScan(block, threshold)
+        start, end = block.start_ordinal, block.end_ordinal
+        for n, divisor_sum in zip(
+            range(start, end), divisor_sums_of_range(start, end), strict=True
+        ):
+            scan.consider(n, divisor_sum)
+        return scan.result()
+
+    def describe_progress(self, first_unfinished: int) -> str:
+        return f"n = {first_unfinished - 1}"
+
+    def end_after(self, last_n: int) -> int:
+        """The end ordinal of a search that checks every n up to `last_n`."""
+        return last_n + 1
+
+
+STRATEGY = ExhaustiveStrategy()

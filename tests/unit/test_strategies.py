@@ -1,0 +1,197 @@
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from riemann.partitions import partition_count
+from riemann.strategies import (
+    InvalidIndexError,
+    UnknownStrategyError,
+    strategy_named,
+    strategy_names,
+)
+from riemann.strategies.base import BlockResult, SearchBlock, WitnessRecord
+from riemann.witness import e_gamma, to_mpfr, witness_value
+from tests.naive import (
+    divisor_sum_of_exponents,
+    divisor_sums_by_enumeration,
+    number_from_exponents,
+    partitions_descending,
+    witness_value_mpmath,
+)
+
+SUPERABUNDANT = strategy_named("superabundant")
+EXHAUSTIVE = strategy_named("exhaustive")
+
+# The 26 n >= 3 known to violate Robin's inequality (Robin, 1984); n = 2 is the 27th.
+KNOWN_VIOLATIONS = [
+    3, 4, 5, 6, 8, 9, 10, 12, 16, 18, 20, 24, 30, 36, 48, 60, 72, 84, 120, 180,
+    240, 360, 720, 840, 2520, 5040,
+]  # fmt: skip
+
+
+def test_both_strategies_are_found_by_name():
+    assert strategy_names() == ["exhaustive", "superabundant"]
+
+
+def test_an_unknown_strategy_name_lists_the_known_ones():
+    with pytest.raises(UnknownStrategyError, match="exhaustive, superabundant"):
+        strategy_named("colossal")
+
+
+@pytest.mark.parametrize(
+    ("strategy", "text"),
+    [
+        (EXHAUSTIVE, "12x"),
+        (EXHAUSTIVE, "2"),
+        (EXHAUSTIVE, ""),
+        (SUPERABUNDANT, "7"),
+        (SUPERABUNDANT, "7:"),
+        (SUPERABUNDANT, "a:3"),
+        (SUPERABUNDANT, "-3:0"),
+        (SUPERABUNDANT, "1:0"),
+        (SUPERABUNDANT, "5:7"),
+    ],
+)
+def test_a_malformed_index_is_refused_naming_the_bad_value(strategy, text):
+    with pytest.raises(InvalidIndexError, match=repr(text).replace("[", r"\[")):
+        strategy.parse_index(text)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "text"), [(EXHAUSTIVE, "5041"), (SUPERABUNDANT, "90:12345678")]
+)
+def test_indexes_round_trip_through_text(strategy, text):
+    index = strategy.parse_index(text)
+    assert strategy.format_index(index) == text
+    assert strategy.index_at(strategy.ordinal(index)) == index
+
+
+def test_default_starts_parse():
+    assert EXHAUSTIVE.parse_index(EXHAUSTIVE.default_start_text) == 5041
+    assert SUPERABUNDANT.parse_index(SUPERABUNDANT.default_start_text) == (2, 0)
+
+
+@given(
+    start=st.integers(min_value=2, max_value=10_000),
+    size=st.integers(min_value=1, max_value=5_000),
+    count=st.integers(min_value=1, max_value=20),
+)
+def test_superabundant_blocks_tile_the_enumeration(start, size, count):
+    blocks = SUPERABUNDANT.next_blocks(start, size, count)
+    assert blocks[0].start_ordinal == start
+    for before, after in itertools.pairwise(blocks):
+        assert before.end_ordinal == after.start_ordinal
+        assert before.end == after.start
+    assert all(block.candidate_count == size for block in blocks)
+    for block in blocks:
+        assert SUPERABUNDANT.block_from_text(block.start, block.end) == block
+
+
+@given(
+    start=st.integers(min_value=3, max_value=10**15),
+    size=st.integers(min_value=1, max_value=10**6),
+    count=st.integers(min_value=1, max_value=10),
+    length=st.integers(min_value=1, max_value=10**7),
+)
+def test_blocks_never_pass_the_end_of_the_search(start, size, count, length):
+    blocks = EXHAUSTIVE.next_blocks(start, size, count, start + length)
+    assert blocks[-1].end_ordinal <= start + length
+    assert sum(b.candidate_count for b in blocks) == min(size * count, length)
+
+
+@given(size=st.integers(min_value=1, max_value=400))
+def test_candidates_per_level_sum_to_the_partition_count(size):
+    end = SUPERABUNDANT.end_after_level(14)
+    start = SUPERABUNDANT.ordinal((2, 0))
+    checked_by_level = {}
+    for block in SUPERABUNDANT.next_blocks(start, size, 10**6, end):
+        result = SUPERABUNDANT.process_exact(block, "0")
+        assert result.candidates_checked == block.candidate_count
+        for record in result.records:
+            checked_by_level[record.level] = checked_by_level.get(record.level, 0) + 1
+    assert checked_by_level == {level: partition_count(level) for level in range(2, 15)}
+
+
+def test_superabundant_visits_every_partition_through_level_30_once():
+    end = SUPERABUNDANT.end_after_level(30)
+    block = SUPERABUNDANT.block_between(SUPERABUNDANT.ordinal((2, 0)), end)
+    # Every witness value is positive, so threshold 0 records every candidate.
+    result = SUPERABUNDANT.process_exact(block, "0")
+    visited = [(r.level, r.exponents) for r in result.records]
+    expected = [
+        (level, partition)
+        for level in range(2, 31)
+        for partition in partitions_descending(level)
+    ]
+    assert sorted(visited) == sorted(expected)
+    assert len(visited) == len(expected) == result.candidates_checked
+    for record in result.records[:: len(result.records) // 50]:
+        assert record.n == number_from_exponents(record.exponents)
+        assert record.divisor_sum == divisor_sum_of_exponents(record.exponents)
+
+
+def test_exhaustive_search_to_ten_to_the_five_finds_the_brute_force_violations():
+    limit = 100_000
+    sums = divisor_sums_by_enumeration(limit)
+    brute_force = [
+        n
+        for n in range(3, limit + 1)
+        if witness_value_mpmath(n, sums[n], digits=30) >= float(e_gamma())
+    ]
+    block = EXHAUSTIVE.block_between(3, EXHAUSTIVE.end_after(limit))
+    result = EXHAUSTIVE.process_exact(block, "1.78")
+
+    found = [r.n for r in result.records if r.witness_value >= e_gamma()]
+    assert found == brute_force == KNOWN_VIOLATIONS
+    assert result.candidates_checked == limit - 2
+    assert result.best is not None
+    assert result.best.n == 3
+
+
+def test_records_exceed_the_threshold_strictly():
+    value = witness_value(5040, 19344)
+    threshold = format(value, ".90g")  # the exact decimal value of the 256-bit witness
+    assert to_mpfr(threshold) == value
+    block = EXHAUSTIVE.block_between(5040, 5041)
+    assert EXHAUSTIVE.process_exact(block, threshold).records == ()
+    assert len(EXHAUSTIVE.process_exact(block, "1.79").records) == 1
+
+
+def test_the_same_block_always_gives_the_same_digest():
+    block = SUPERABUNDANT.block_between(10_000, 12_000)
+    first = SUPERABUNDANT.process_exact(block, "1.767")
+    second = SUPERABUNDANT.process_exact(block, "1.767")
+    assert first == second
+    assert first.digest == second.digest
+    assert len(first.digest) == 64
+
+
+def test_the_digest_depends_on_exact_quantities_only():
+    block = SearchBlock("exhaustive", "10", "11", 10, 11)
+    exact = WitnessRecord(10, 18, to_mpfr("1.0"), to_mpfr("2.3"))
+    rounded = WitnessRecord(10, 18, to_mpfr("1.0000001"), to_mpfr("2.31"))
+    other_sigma = WitnessRecord(10, 19, to_mpfr("1.0"), to_mpfr("2.3"))
+    digest = BlockResult(block, "1", 1, exact, (exact,)).digest
+    assert BlockResult(block, "1", 1, rounded, (rounded,)).digest == digest
+    assert BlockResult(block, "1", 1, other_sigma, (other_sigma,)).digest != digest
+    assert BlockResult(block, "1.5", 1, exact, (exact,)).digest != digest
+
+
+def test_end_after_level_refuses_levels_without_candidates():
+    with pytest.raises(InvalidIndexError, match="at least 2"):
+        SUPERABUNDANT.end_after_level(1)
+
+
+def test_a_block_whose_end_precedes_its_start_is_refused():
+    with pytest.raises(InvalidIndexError, match="does not come after"):
+        SUPERABUNDANT.block_from_text("9:3", "9:1")
+
+
+def test_progress_is_described_by_the_last_complete_level():
+    assert SUPERABUNDANT.describe_progress(SUPERABUNDANT.ordinal((31, 0))) == "level 30"
+    assert "of level 31" in SUPERABUNDANT.describe_progress(
+        SUPERABUNDANT.ordinal((31, 3000))
+    )
+    assert EXHAUSTIVE.describe_progress(6000) == "n = 5999"
