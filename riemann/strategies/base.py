@@ -190,6 +190,11 @@ class Strategy(ABC, Generic[IndexT]):
         """Where the search stands when everything before ordinal `first_unfinished`
         is finished, for people (for example "level 41" or "n = 123456")."""
 
+    def progress_segments(self, start: int, end: int) -> list[tuple[str, int, int]]:
+        """Named parts of the ordinals [start, end) worth a progress bar each, such
+        as levels; none by default."""
+        return []
+
     def process(self, block: SearchBlock, threshold: str) -> BlockResult:
         """The block's result by the fastest available path (equal to the exact one)."""
         return self.process_exact(block, threshold)

@@ -126,6 +126,21 @@ class SuperabundantStrategy(Strategy[SuperabundantIndex]):
             level, index_in_level = level + 1, 0
         return scan.result()
 
+    def progress_segments(self, start: int, end: int) -> list[tuple[str, int, int]]:
+        """The levels that overlap the ordinals [start, end)."""
+        if end <= start:
+            return []
+        first_level = self._levels.level_of(start)
+        last_level = self._levels.level_of(end - 1)
+        return [
+            (
+                f"level {level}",
+                self._levels.start_of(level),
+                self._levels.start_of(level + 1),
+            )
+            for level in range(first_level, last_level + 1)
+        ]
+
     def describe_progress(self, first_unfinished: int) -> str:
         level, index_in_level = self.index_at(first_unfinished)
         if index_in_level == 0:

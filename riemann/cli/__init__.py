@@ -1,0 +1,1 @@
+"""The `riemann` command line: argument parsing, configuration and output."""

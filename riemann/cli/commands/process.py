@@ -1,0 +1,56 @@
+"""`riemann process`: claim and compute blocks, in one or several processes."""
+
+import argparse
+import functools
+import os
+
+from riemann.cli import output
+from riemann.cli.database import command_dsn
+from riemann.cli.errors import UsageError
+from riemann.jobs.retry import RetryPolicy
+from riemann.jobs.worker import WorkerSettings, run_worker, run_worker_processes
+from riemann.store import Store
+
+
+def worker_count(args: argparse.Namespace, default: int) -> int:
+    if args.workers is not None:
+        return int(args.workers)
+    configured = os.environ.get("RIEMANN_WORKERS", "").strip()
+    if not configured:
+        return default
+    if not configured.isdigit() or int(configured) < 1:
+        raise UsageError(
+            f"RIEMANN_WORKERS must be a whole number >= 1, got {configured!r}"
+        )
+    return int(configured)
+
+
+def worker_settings(args: argparse.Namespace, exit_when_idle: bool) -> WorkerSettings:
+    return WorkerSettings(
+        lease_seconds=args.lease_seconds,
+        exit_when_idle=exit_when_idle,
+        exact=args.exact,
+        strategy=getattr(args, "strategy_filter", None),
+        retry=RetryPolicy(
+            max_attempts=args.max_attempts, base_delay_seconds=args.retry_delay
+        ),
+    )
+
+
+def child_log_setup(level: str, log_format: str) -> functools.partial[None]:
+    """How a spawned worker process sets up its logging, as a picklable call."""
+    return functools.partial(output.configure_logging, level, log_format)
+
+
+def process(args: argparse.Namespace) -> int:
+    count = worker_count(args, default=1)
+    args.strategy_filter = args.strategy
+    settings = worker_settings(args, exit_when_idle=args.exit_when_idle)
+    dsn = command_dsn(args)
+    with Store(dsn) as store:
+        store.check_schema()
+    if count == 1:
+        return run_worker(dsn, settings)
+    return run_worker_processes(
+        count, dsn, settings, child_log_setup(args.log_level, args.log_format)
+    )

@@ -1,0 +1,1 @@
+"""The long-running jobs: generator, worker, janitor, and what they share."""

@@ -1,0 +1,306 @@
+"""The worker: claims blocks, computes them while it renews its lease, stores results.
+
+The computation runs in a thread of its own so that the main thread stays free to
+renew the lease every third of its length, and to react at once to a stop request:
+the block is then released unprocessed (the attempt is not counted), and the process
+exits without waiting for the computation.
+"""
+
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from riemann.jobs.connection import StoppedError, with_reconnect
+from riemann.jobs.retry import DEAD, RetryPolicy
+from riemann.jobs.stopping import install_stop_handlers
+from riemann.store import ClaimedBlock, Store
+from riemann.strategies import (
+    BlockResult,
+    InvalidIndexError,
+    SearchBlock,
+    Strategy,
+    UnknownStrategyError,
+    strategy_named,
+)
+
+logger = logging.getLogger(__name__)
+
+ProcessBlock = Callable[[Strategy[Any], SearchBlock, str], BlockResult]
+
+
+def process_with_kernels(
+    strategy: Strategy[Any], block: SearchBlock, threshold: str
+) -> BlockResult:
+    return strategy.process(block, threshold)
+
+
+def process_exactly(
+    strategy: Strategy[Any], block: SearchBlock, threshold: str
+) -> BlockResult:
+    return strategy.process_exact(block, threshold)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    lease_seconds: float = 60.0
+    idle_poll_seconds: float = 2.0
+    exit_when_idle: bool = False
+    exact: bool = False
+    strategy: str | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @property
+    def renew_every_seconds(self) -> float:
+        return self.lease_seconds / 3
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class _Computation:
+    """One block's computation, in a daemon thread."""
+
+    def __init__(
+        self,
+        process: ProcessBlock,
+        strategy: Strategy[Any],
+        block: SearchBlock,
+        threshold: str,
+    ) -> None:
+        self.done = threading.Event()
+        self.result: BlockResult | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(process, strategy, block, threshold),
+            name=f"block-{block.start}",
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(
+        self,
+        process: ProcessBlock,
+        strategy: Strategy[Any],
+        block: SearchBlock,
+        threshold: str,
+    ) -> None:
+        try:
+            self.result = process(strategy, block, threshold)
+        except BaseException as error:
+            self.error = error
+        finally:
+            self.done.set()
+
+
+class Worker:
+    """One worker process's loop over the queue."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: WorkerSettings,
+        stop: threading.Event,
+        process: ProcessBlock | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.stop = stop
+        self.process = process or (
+            process_exactly if settings.exact else process_with_kernels
+        )
+        self.worker_id = worker_id or new_worker_id()
+        self.blocks_finished = 0
+
+    def run(self) -> int:
+        """Work until stopped (or idle, if asked to); the exit code."""
+        try:
+            self._reconnecting(
+                lambda: self.store.register_worker(
+                    self.worker_id, socket.gethostname(), os.getpid()
+                )
+            )
+            logger.info("worker started", extra={"worker": self.worker_id})
+            while not self.stop.is_set():
+                claim = self._reconnecting(
+                    lambda: self.store.claim_block(
+                        self.worker_id,
+                        self.settings.lease_seconds,
+                        self.settings.strategy,
+                    )
+                )
+                if claim is None:
+                    if self.settings.exit_when_idle:
+                        break
+                    self.stop.wait(self.settings.idle_poll_seconds)
+                    continue
+                self.work_on(claim)
+        except StoppedError:
+            pass
+        finally:
+            self._say_goodbye()
+        return 0
+
+    def _reconnecting(self, operation: Callable[[], Any]) -> Any:
+        return with_reconnect(operation, self.stop)
+
+    def _say_goodbye(self) -> None:
+        try:
+            self.store.worker_stopped(self.worker_id)
+        except Exception:
+            logger.debug("could not record the worker's stop")
+        logger.info(
+            "worker stopped",
+            extra={"worker": self.worker_id, "blocks_finished": self.blocks_finished},
+        )
+
+    def work_on(self, claim: ClaimedBlock) -> None:
+        """Compute one claimed block and record how it ended."""
+        fields = {
+            "block_id": claim.block_id,
+            "strategy": claim.strategy,
+            "start": claim.start_index,
+            "end": claim.end_index,
+            "attempt": claim.attempts,
+        }
+        logger.info("block claimed", extra=fields)
+        try:
+            strategy = strategy_named(claim.strategy)
+            block = strategy.block_from_text(claim.start_index, claim.end_index)
+        except (InvalidIndexError, UnknownStrategyError) as error:
+            # The row itself is wrong: no retry can help, so it goes straight to DEAD.
+            reason = f"malformed block: {error}"
+            logger.error("malformed block", extra={**fields, "error": reason})
+            self._reconnecting(lambda: self.store.fail_block(claim, reason, DEAD, 0))
+            return
+
+        started = time.monotonic()
+        computation = _Computation(self.process, strategy, block, claim.store_threshold)
+        computation.start()
+        while not computation.done.wait(self.settings.renew_every_seconds):
+            if self.stop.is_set():
+                break
+            renewed = self._reconnecting(
+                lambda: self.store.renew_lease(claim, self.settings.lease_seconds)
+            )
+            if not renewed:
+                logger.warning("lease lost while computing", extra=fields)
+        if self.stop.is_set() and not computation.done.is_set():
+            released = self._reconnecting(lambda: self.store.release_block(claim))
+            logger.info("block released", extra={**fields, "released": released})
+            return
+
+        duration = time.monotonic() - started
+        if computation.error is not None or computation.result is None:
+            self._record_failure(claim, computation.error, fields)
+            return
+        result = computation.result
+        finished = self._reconnecting(
+            lambda: self.store.finish_block(claim, result, duration, self.worker_id)
+        )
+        if not finished:
+            logger.warning("lease lost, result discarded", extra=fields)
+            return
+        self.blocks_finished += 1
+        logger.info(
+            "block finished",
+            extra={
+                **fields,
+                "candidates": result.candidates_checked,
+                "records": len(result.records),
+                "duration_seconds": round(duration, 3),
+                "candidates_per_second": round(result.candidates_checked / duration)
+                if duration > 0
+                else None,
+            },
+        )
+
+    def _record_failure(
+        self, claim: ClaimedBlock, error: BaseException | None, fields: dict[str, Any]
+    ) -> None:
+        message = f"{type(error).__name__}: {error}" if error else "no result"
+        new_state, retry_after = self.settings.retry.decide(claim.attempts)
+        logger.error(
+            "block failed",
+            extra={**fields, "error": message, "new_state": new_state},
+            exc_info=error,
+        )
+        failed = self._reconnecting(
+            lambda: self.store.fail_block(claim, message, new_state, retry_after)
+        )
+        if not failed:
+            logger.warning("lease lost before the failure was recorded", extra=fields)
+
+
+def run_worker(dsn: str, settings: WorkerSettings) -> int:
+    """A worker process's whole life: handlers, a store, the loop."""
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    with Store(dsn) as store:
+        return Worker(store, settings, stop).run()
+
+
+def _worker_process_main(
+    dsn: str, settings: WorkerSettings, log_setup: Callable[[], None]
+) -> None:
+    log_setup()
+    raise SystemExit(run_worker(dsn, settings))
+
+
+def start_worker_processes(
+    count: int, dsn: str, settings: WorkerSettings, log_setup: Callable[[], None]
+) -> list[multiprocessing.process.BaseProcess]:
+    """Start `count` worker processes (spawned, so each has a clean interpreter)."""
+    context = multiprocessing.get_context("spawn")
+    processes: list[multiprocessing.process.BaseProcess] = []
+    for number in range(count):
+        process = context.Process(
+            target=_worker_process_main,
+            args=(dsn, settings, log_setup),
+            name=f"riemann-worker-{number}",
+        )
+        process.start()
+        processes.append(process)
+    return processes
+
+
+def run_worker_processes(
+    count: int, dsn: str, settings: WorkerSettings, log_setup: Callable[[], None]
+) -> int:
+    """Run `count` workers as processes until they all exit; the worst exit code.
+
+    A stop signal to this process reaches every worker as SIGTERM.
+    """
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    processes = start_worker_processes(count, dsn, settings, log_setup)
+    while any(process.is_alive() for process in processes):
+        if stop.wait(0.5):
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
+            break
+    for process in processes:
+        process.join()
+    stopped_by_signal = {-signal.SIGTERM, -signal.SIGINT} if stop.is_set() else set()
+    failed = [
+        process.name
+        for process in processes
+        if process.exitcode != 0 and process.exitcode not in stopped_by_signal
+    ]
+    if failed:
+        logger.error("worker processes failed", extra={"processes": failed})
+        return 1
+    return 0
