@@ -17,7 +17,8 @@ import math
 
 from gmpy2 import mpz
 
-from riemann.partitions import partition_count, partitions_from
+from riemann.kernels.superabundant import screen_partitions
+from riemann.partitions import Partition, partition_count, partitions_from
 from riemann.primes import first_primes
 from riemann.strategies.base import (
     BlockResult,
@@ -108,22 +109,30 @@ class SuperabundantStrategy(Strategy[SuperabundantIndex]):
         primes = [mpz(p) for p in first_primes(level + remaining)]
         while remaining > 0:
             for exponents in partitions_from(level, index_in_level):
-                n = math.prod(
-                    (p**a for p, a in zip(primes, exponents, strict=False)),
-                    start=mpz(1),
-                )
-                divisor_sum = math.prod(
-                    (
-                        (p ** (a + 1) - 1) // (p - 1)
-                        for p, a in zip(primes, exponents, strict=False)
-                    ),
-                    start=mpz(1),
-                )
-                scan.consider(int(n), int(divisor_sum), level, exponents)
+                n, divisor_sum = _number_and_divisor_sum(primes, exponents)
+                scan.consider(n, divisor_sum, level, exponents)
                 remaining -= 1
                 if remaining == 0:
                     break
             level, index_in_level = level + 1, 0
+        return scan.result()
+
+    def process(self, block: SearchBlock, threshold: str) -> BlockResult:
+        """The block's result by the compiled kernel's float screen, settling exactly
+        only the candidates the screen cannot rule out; equal to `process_exact`."""
+        level, index_in_level = self.index_at(block.start_ordinal)
+        if level < FIRST_LEVEL:
+            return self.process_exact(block, threshold)
+        scan = BlockScan(block, threshold)
+        scan.count_screened(block.candidate_count)
+        primes: list[mpz] = []
+        for candidate_level, exponents in screen_partitions(
+            level, index_in_level, block.candidate_count, threshold
+        ):
+            if len(primes) < len(exponents):
+                primes = [mpz(p) for p in first_primes(2 * len(exponents))]
+            n, divisor_sum = _number_and_divisor_sum(primes, exponents)
+            scan.settle(n, divisor_sum, candidate_level, exponents)
         return scan.result()
 
     def progress_segments(self, start: int, end: int) -> list[tuple[str, int, int]]:
@@ -147,6 +156,22 @@ class SuperabundantStrategy(Strategy[SuperabundantIndex]):
             return f"level {level - 1}"
         fraction = index_in_level / partition_count(level)
         return f"level {level - 1} ({fraction:.1%} of level {level})"
+
+
+def _number_and_divisor_sum(primes: list[mpz], exponents: Partition) -> tuple[int, int]:
+    """n = 2^a1 3^a2 ... and sigma(n), exactly; `primes` has len(exponents) or more."""
+    n = math.prod(
+        (p**a for p, a in zip(primes, exponents, strict=False)),
+        start=mpz(1),
+    )
+    divisor_sum = math.prod(
+        (
+            (p ** (a + 1) - 1) // (p - 1)
+            for p, a in zip(primes, exponents, strict=False)
+        ),
+        start=mpz(1),
+    )
+    return int(n), int(divisor_sum)
 
 
 STRATEGY = SuperabundantStrategy()
