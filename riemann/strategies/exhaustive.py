@@ -5,6 +5,7 @@ The index of a candidate is n itself, and so is its ordinal. The default start i
 """
 
 from riemann.divisor_sum import divisor_sums_of_range
+from riemann.kernels.exhaustive import LARGEST_N, screen_range
 from riemann.strategies.base import (
     BlockResult,
     BlockScan,
@@ -51,6 +52,22 @@ class ExhaustiveStrategy(Strategy[int]):
             range(start, end), divisor_sums_of_range(start, end), strict=True
         ):
             scan.consider(n, divisor_sum)
+        return scan.result()
+
+    def process(self, block: SearchBlock, threshold: str) -> BlockResult:
+        """The block's result by the compiled sieve and float screen, settling exactly
+        only the candidates the screen cannot rule out; equal to `process_exact`.
+
+        Above `LARGEST_N` the kernel's int64 and float64 arithmetic is no longer exact,
+        and the block goes to the exact path.
+        """
+        start, end = block.start_ordinal, block.end_ordinal
+        if end - 1 > LARGEST_N or start < SMALLEST_CANDIDATE:
+            return self.process_exact(block, threshold)
+        scan = BlockScan(block, threshold)
+        scan.count_screened(block.candidate_count)
+        for n, divisor_sum in screen_range(start, end, threshold):
+            scan.settle(n, divisor_sum)
         return scan.result()
 
     def describe_progress(self, first_unfinished: int) -> str:
