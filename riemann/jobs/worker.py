@@ -33,6 +33,9 @@ from riemann.strategies import (
 
 logger = logging.getLogger(__name__)
 
+STOP_CHECK_SECONDS = 0.2
+"""How often a worker that computes looks for a stop request."""
+
 ProcessBlock = Callable[[Strategy[Any], SearchBlock, str], BlockResult]
 
 
@@ -141,12 +144,14 @@ class Worker:
                         self.settings.strategy,
                     )
                 )
-                if claim is None:
-                    if self.settings.exit_when_idle:
-                        break
+                if claim is not None:
+                    self.work_on(claim)
+                elif self.settings.exit_when_idle:
+                    break
+                else:
                     self.stop.wait(self.settings.idle_poll_seconds)
-                    continue
-                self.work_on(claim)
+                # Also the heartbeat of an idle worker, so it is listed as live.
+                self._reconnecting(lambda: self.store.worker_seen(self.worker_id, None))
         except StoppedError:
             pass
         finally:
@@ -189,9 +194,13 @@ class Worker:
         started = time.monotonic()
         computation = _Computation(self.process, strategy, block, claim.store_threshold)
         computation.start()
-        while not computation.done.wait(self.settings.renew_every_seconds):
+        next_renewal = started + self.settings.renew_every_seconds
+        while not computation.done.wait(STOP_CHECK_SECONDS):
             if self.stop.is_set():
                 break
+            if time.monotonic() < next_renewal:
+                continue
+            next_renewal += self.settings.renew_every_seconds
             renewed = self._reconnecting(
                 lambda: self.store.renew_lease(claim, self.settings.lease_seconds)
             )

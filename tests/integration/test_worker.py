@@ -1,0 +1,86 @@
+"""The worker loop in this process, with the block computation injected."""
+
+import threading
+
+from riemann.jobs.retry import RetryPolicy
+from riemann.jobs.worker import Worker, WorkerSettings
+from riemann.strategies import strategy_named
+from tests.integration.conftest import sql
+
+EXHAUSTIVE = strategy_named("exhaustive")
+
+
+def enqueue(store, count=1, size=50):
+    store.ensure_search("exhaustive", 5041, None, "1.767")
+    store.enqueue_blocks(
+        "exhaustive",
+        lambda search: EXHAUSTIVE.next_blocks(search.next_ordinal, size, count),
+    )
+
+
+def idle_worker(store, process=None, **settings):
+    settings = WorkerSettings(exit_when_idle=True, lease_seconds=30, **settings)
+    return Worker(store, settings, threading.Event(), process=process, worker_id="test")
+
+
+def test_a_worker_finishes_every_block_then_exits_when_idle(store, dsn):
+    enqueue(store, count=4)
+    worker = idle_worker(store)
+    assert worker.run() == 0
+    assert worker.blocks_finished == 4
+    assert sql(dsn, "SELECT state::text, count(*) FROM search_blocks GROUP BY 1") == [
+        ("FINISHED", 4)
+    ]
+
+
+def test_a_block_whose_processing_always_raises_ends_dead_with_its_error(store, dsn):
+    enqueue(store)
+
+    def broken(strategy, block, threshold):
+        raise ArithmeticError("kernel overflow at " + block.start)
+
+    retry = RetryPolicy(max_attempts=3, base_delay_seconds=0)
+    for _ in range(3):
+        idle_worker(store, process=broken, retry=retry).run()
+    assert sql(dsn, "SELECT state::text, attempts, last_error FROM search_blocks") == [
+        ("DEAD", 3, "ArithmeticError: kernel overflow at 5041")
+    ]
+
+
+def test_a_malformed_row_becomes_a_dead_block_with_the_reason(store, dsn):
+    enqueue(store, count=2)
+    sql(dsn, "UPDATE search_blocks SET start_index = 'twelve' WHERE block_id = 1")
+    assert idle_worker(store).run() == 0
+    rows = sql(
+        dsn, "SELECT block_id, state::text, last_error FROM search_blocks ORDER BY 1"
+    )
+    assert rows[0][:2] == (1, "DEAD")
+    assert "'twelve' is not an integer" in rows[0][2]
+    assert rows[1][1] == "FINISHED"
+
+
+def test_a_stop_during_a_block_releases_it_unprocessed(store, dsn):
+    enqueue(store)
+    started = threading.Event()
+    never = threading.Event()
+
+    def slow(strategy, block, threshold):
+        started.set()
+        never.wait(30)
+        return strategy.process_exact(block, threshold)
+
+    stop = threading.Event()
+    worker = Worker(
+        store, WorkerSettings(lease_seconds=30), stop, process=slow, worker_id="w"
+    )
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    assert started.wait(10)
+    stop.set()
+    thread.join(10)
+    never.set()
+    assert not thread.is_alive()
+    assert sql(dsn, "SELECT state::text, attempts FROM search_blocks") == [
+        ("NOT_STARTED", 0)
+    ]
+    assert sql(dsn, "SELECT stopped_at IS NOT NULL FROM workers") == [(True,)]
