@@ -1,0 +1,671 @@
+#!/usr/bin/env python3
+"""Deploys the search to its hosts over ssh, in dependency order.
+
+Run from a laptop in a checkout of the project:
+
+    python3 deploy/deploy.py [--env-file .env] [--ref REF] [--only ROLE] [--dry-run]
+
+The hosts and their roles come from the .env file (see .env.template, section
+Deploy): one database host, one host for the generator and the janitor, and any
+number of worker hosts. Every host needs git, Docker and the Compose plugin, and a
+way to fetch DEPLOY_REPO_URL (a deploy key of its own).
+
+First every host in scope is reached over ssh, with host keys checked against
+DEPLOY_KNOWN_HOSTS and never accepted blindly; if any host fails that check nothing
+is changed anywhere. Then, database first, the generator and janitor next, workers
+last, each host fetches the code at the ref, rebuilds the image, restarts its
+containers gracefully and is waited for until healthy before the next one starts.
+The database is backed up with pg_dump on its own host before its container is
+touched; its data volume is never removed. The first failure stops the deploy with
+the host and step that failed and what was already updated; running the same
+command again finishes the job, since every step is safe to repeat.
+
+Only the Python standard library and the ssh client are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import ipaddress
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROLES = ("database", "generator", "worker")
+ROLE_SERVICES = {
+    "database": ("db",),
+    "generator": ("generator", "janitor"),
+    "worker": ("worker",),
+}
+# Settings of the search passed through to the hosts' compose files when set.
+PASSED_THROUGH = (
+    "RIEMANN_STRATEGY",
+    "RIEMANN_SEARCH_BOUNDS",
+    "RIEMANN_WORKERS",
+    "RIEMANN_LOG_LEVEL",
+    "RIEMANN_LOG_FORMAT",
+)
+EXIT_FAILED = 1
+EXIT_NOTHING_CHANGED = 2
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or malformed; nothing was contacted."""
+
+
+class StepError(Exception):
+    """One step on one host failed; the message says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Target:
+    role: str
+    host: str
+
+    def __str__(self) -> str:
+        return f"{self.role} host {self.host}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_host: str
+    generator_host: str
+    worker_hosts: tuple[str, ...]
+    ssh_user: str
+    ssh_port: int
+    ssh_key: str
+    known_hosts: str
+    connect_timeout: int
+    repo_url: str
+    remote_dir: str
+    git_ref: str
+    backup_dir: str
+    health_timeout: int
+    database_address: str
+    database_listen: str
+    postgres_port: str
+    postgres_user: str
+    postgres_db: str
+    postgres_password: str
+    pip_index_url: str
+    search: dict[str, str]
+
+    def targets(self, only: Sequence[str]) -> list[Target]:
+        everything = [
+            Target("database", self.database_host),
+            Target("generator", self.generator_host),
+            *(Target("worker", host) for host in self.worker_hosts),
+        ]
+        return [target for target in everything if not only or target.role in only]
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines with # comments and optional quotes, as compose reads them."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ")
+        key, separator, value = line.partition("=")
+        if not separator or not key.strip().isidentifier():
+            raise ConfigurationError(f"{path}:{number}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key.strip()] = value
+    return values
+
+
+def load_settings(env_file: Path, ref: str | None) -> Settings:
+    """Settings from the .env file, the process environment taking precedence."""
+    if env_file.exists():
+        values = {**read_env_file(env_file), **os.environ}
+    elif env_file != Path(".env"):
+        raise ConfigurationError(f"{env_file} does not exist")
+    else:
+        values = dict(os.environ)
+
+    def setting(name: str, default: str | None = None) -> str:
+        value = values.get(name, "").strip()
+        if value:
+            return value
+        if default is None:
+            raise ConfigurationError(f"{name} is not set; see .env.template")
+        return default
+
+    def number(name: str, default: str) -> int:
+        text = setting(name, default)
+        if not text.isdigit():
+            raise ConfigurationError(f"{name} must be a whole number, not {text!r}")
+        return int(text)
+
+    password = setting("POSTGRES_PASSWORD")
+    if any(character in password for character in "'\n\\"):
+        raise ConfigurationError(
+            "POSTGRES_PASSWORD must not contain quotes, backslashes or new lines"
+        )
+    database_host = setting("DEPLOY_DB_HOST")
+    database_address = setting("DEPLOY_DB_ADDRESS", database_host)
+    listen_default = database_address if _is_ip_address(database_address) else None
+    known_hosts = setting("DEPLOY_KNOWN_HOSTS", "~/.ssh/known_hosts")
+    ssh_key = values.get("DEPLOY_SSH_KEY", "").strip()
+    remote_dir = setting("DEPLOY_REMOTE_DIR", "/opt/riemann")
+    return Settings(
+        database_host=database_host,
+        generator_host=setting("DEPLOY_GENERATOR_HOST"),
+        worker_hosts=tuple(
+            setting("DEPLOY_WORKER_HOSTS", "").replace(",", " ").split()
+        ),
+        ssh_user=setting("DEPLOY_SSH_USER", getpass.getuser()),
+        ssh_port=number("DEPLOY_SSH_PORT", "22"),
+        ssh_key=str(Path(ssh_key).expanduser()) if ssh_key else "",
+        known_hosts=str(Path(known_hosts).expanduser()),
+        connect_timeout=number("DEPLOY_CONNECT_TIMEOUT", "10"),
+        repo_url=setting("DEPLOY_REPO_URL"),
+        remote_dir=remote_dir,
+        git_ref=ref or setting("DEPLOY_GIT_REF", "main"),
+        backup_dir=setting("DEPLOY_BACKUP_DIR", "/var/backups/riemann"),
+        health_timeout=number("DEPLOY_HEALTH_TIMEOUT", "300"),
+        database_address=database_address,
+        database_listen=setting("DEPLOY_DB_LISTEN", listen_default),
+        postgres_port=setting("POSTGRES_PORT", "5432"),
+        postgres_user=setting("POSTGRES_USER", "riemann"),
+        postgres_db=setting("POSTGRES_DB", "riemann"),
+        postgres_password=password,
+        pip_index_url=values.get("RIEMANN_PIP_INDEX_URL", "").strip(),
+        search={name: values[name] for name in PASSED_THROUGH if values.get(name)},
+    )
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+class Output:
+    """Everything the deploy prints goes through here."""
+
+    def step(self, target: Target, step: str) -> float:
+        print(f"  {target}: {step} ...", flush=True)
+        return time.monotonic()
+
+    def done(self, target: Target, step: str, started: float, detail: str = "") -> None:
+        suffix = f": {detail}" if detail else ""
+        seconds = time.monotonic() - started
+        print(f"  {target}: {step} done ({seconds:.0f} s){suffix}", flush=True)
+
+    def line(self, text: str = "") -> None:
+        print(text, flush=True)
+
+    def error(self, text: str) -> None:
+        print(f"deploy: {text}", file=sys.stderr, flush=True)
+
+
+class Remote:
+    """Commands on one host over ssh, sharing one checked connection."""
+
+    def __init__(self, settings: Settings, host: str, control_dir: Path) -> None:
+        self.host = host
+        self._control_path = control_dir / host.replace("/", "_")
+        options = {
+            "BatchMode": "yes",
+            "StrictHostKeyChecking": "yes",
+            "UserKnownHostsFile": settings.known_hosts,
+            "GlobalKnownHostsFile": "/dev/null",
+            "UpdateHostKeys": "no",
+            "ConnectTimeout": str(settings.connect_timeout),
+            "ServerAliveInterval": "15",
+            "ControlMaster": "auto",
+            "ControlPath": str(self._control_path),
+            "ControlPersist": "300",
+            "LogLevel": "ERROR",
+        }
+        if settings.ssh_key:
+            options |= {"IdentityFile": settings.ssh_key, "IdentitiesOnly": "yes"}
+        self._ssh = ["ssh", "-F", "/dev/null", "-p", str(settings.ssh_port), "-T"]
+        for name, value in options.items():
+            self._ssh += ["-o", f"{name}={value}"]
+        self._ssh.append(f"{settings.ssh_user}@{host}")
+
+    def run(
+        self, script: str, *, input: str | None = None, timeout: float = 3600
+    ) -> subprocess.CompletedProcess[str]:
+        """Runs a POSIX shell script on the host."""
+        try:
+            return subprocess.run(
+                [*self._ssh, f"sh -c {shlex.quote(script)}"],
+                input=input if input is not None else "",
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as expired:
+            return subprocess.CompletedProcess(
+                expired.cmd, 124, "", f"no answer within {timeout:.0f} s"
+            )
+
+    def close(self) -> None:
+        if self._control_path.exists():
+            subprocess.run(
+                [*self._ssh[:-1], "-O", "exit", self._ssh[-1]],
+                capture_output=True,
+                check=False,
+                timeout=30,
+            )
+
+
+CONNECTION_SYMPTOMS = (
+    "Connection refused",
+    "Connection timed out",
+    "timed out",
+    "No route to host",
+    "Could not resolve",
+    "Network is unreachable",
+    "no answer within",
+)
+
+
+def connection_problem(
+    completed: subprocess.CompletedProcess[str], host: str, settings: Settings
+) -> str:
+    """One sentence saying why ssh to a host failed."""
+    text = completed.stderr
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
+        return (
+            f"the host key of {host} does not match the one in {settings.known_hosts}; "
+            "refusing to connect (if the host was rebuilt, check its new key out of "
+            "band and replace the line)"
+        )
+    if "Host key verification failed" in text:
+        return (
+            f"the host key of {host} is not in {settings.known_hosts}; refusing to "
+            "connect (check its fingerprint out of band, then add it)"
+        )
+    if "Permission denied" in text:
+        return f"{host} refused the ssh key for user {settings.ssh_user}"
+    for symptom in CONNECTION_SYMPTOMS:
+        if symptom in text:
+            return f"{host} is unreachable on port {settings.ssh_port} ({symptom})"
+    last_line = (text.strip().splitlines() or ["ssh failed"])[-1]
+    return f"{host}: {last_line}"
+
+
+PREFLIGHT = """
+docker version --format '{{.Server.Version}}' >/dev/null || exit 3
+docker compose version >/dev/null 2>&1 || {
+    echo 'the docker compose plugin is missing' >&2
+    exit 3
+}
+git --version >/dev/null || exit 3
+"""
+
+
+class Deployment:
+    """The steps of one deploy, host by host."""
+
+    def __init__(self, settings: Settings, output: Output, control_dir: Path) -> None:
+        self.settings = settings
+        self.output = output
+        self.control_dir = control_dir
+        self.remotes: dict[str, Remote] = {}
+        self.commit = ""
+
+    def remote(self, host: str) -> Remote:
+        if host not in self.remotes:
+            self.remotes[host] = Remote(self.settings, host, self.control_dir)
+        return self.remotes[host]
+
+    def close(self) -> None:
+        for remote in self.remotes.values():
+            remote.close()
+
+    def check_connections(self, targets: Sequence[Target]) -> list[str]:
+        """Reaches every host once; returns one problem line per failing host."""
+        problems = []
+        for host in dict.fromkeys(target.host for target in targets):
+            remote = self.remote(host)
+            completed = remote.run(
+                PREFLIGHT, timeout=self.settings.connect_timeout + 60
+            )
+            if completed.returncode == 255:
+                problems.append(connection_problem(completed, host, self.settings))
+            elif completed.returncode != 0:
+                reason = (completed.stderr.strip().splitlines() or ["check failed"])[-1]
+                problems.append(f"{host} lacks what a deploy needs: {reason}")
+        return problems
+
+    def steps(self, target: Target) -> list[tuple[str, Callable[[Target], str]]]:
+        common = [
+            ("fetch code", self.fetch_code),
+            ("write settings", self.write_settings),
+        ]
+        if target.role == "database":
+            return [
+                *common,
+                ("back up database", self.back_up_database),
+                ("start containers", self.start_containers),
+                ("wait until healthy", self.wait_until_healthy),
+            ]
+        role_steps = [("build image", self.build_image)]
+        if target.role == "generator":
+            role_steps.append(("migrate schema", self.migrate_schema))
+        return [
+            *common,
+            *role_steps,
+            ("stop old containers", self.stop_containers),
+            ("start containers", self.start_containers),
+            ("wait until healthy", self.wait_until_healthy),
+        ]
+
+    def _run(
+        self,
+        target: Target,
+        script: str,
+        *,
+        input: str | None = None,
+        timeout: float = 3600,
+    ) -> str:
+        completed = self.remote(target.host).run(script, input=input, timeout=timeout)
+        if completed.returncode != 0:
+            if completed.returncode == 255:
+                raise StepError(
+                    connection_problem(completed, target.host, self.settings)
+                )
+            lines = (completed.stderr.strip() or completed.stdout.strip()).splitlines()
+            raise StepError(" / ".join(lines[-3:]) or f"exit {completed.returncode}")
+        return completed.stdout.strip()
+
+    def _in_checkout(self, script: str) -> str:
+        return f"set -eu\ncd {shlex.quote(self.settings.remote_dir)}/docker\n{script}"
+
+    def fetch_code(self, target: Target) -> str:
+        directory = shlex.quote(self.settings.remote_dir)
+        url = shlex.quote(self.settings.repo_url)
+        ref = shlex.quote(self.settings.git_ref)
+        script = f"""
+set -eu
+if [ ! -d {directory}/.git ]; then
+    mkdir -p {directory}
+    git clone --quiet --no-checkout {url} {directory}
+fi
+cd {directory}
+git remote set-url origin {url}
+git fetch --quiet --force --tags origin '+refs/heads/*:refs/remotes/origin/*'
+commit=$(git rev-parse --verify --quiet "origin/"{ref}"^{{commit}}" \\
+    || git rev-parse --verify --quiet {ref}"^{{commit}}") \\
+    || {{ echo "git ref "{ref}" not found in "{url} >&2; exit 1; }}
+git checkout --quiet --force --detach "$commit"
+echo "$commit"
+"""
+        self.commit = self._run(target, script, timeout=600).splitlines()[-1]
+        return f"at {self.commit[:12]}"
+
+    def write_settings(self, target: Target) -> str:
+        """The compose .env of this host, readable by its owner only."""
+        settings = self.settings
+        values = {
+            "POSTGRES_USER": settings.postgres_user,
+            "POSTGRES_DB": settings.postgres_db,
+            "POSTGRES_PASSWORD": settings.postgres_password,
+            "POSTGRES_PORT": settings.postgres_port,
+            "POSTGRES_BIND": settings.database_listen,
+            "RIEMANN_DB_HOST": settings.database_address,
+            "RIEMANN_DB_PORT": settings.postgres_port,
+            "RIEMANN_IMAGE": f"riemann:{self.commit[:12]}",
+            **settings.search,
+        }
+        lines = [
+            "# Written by deploy/deploy.py at every deploy: edit .env on the laptop."
+        ]
+        lines += [f"{name}='{value}'" for name, value in values.items()]
+        script = self._in_checkout("umask 077\ncat > .env.new\nmv .env.new .env")
+        self._run(target, script, input="\n".join(lines) + "\n")
+        return ""
+
+    def back_up_database(self, target: Target) -> str:
+        backup_dir = shlex.quote(self.settings.backup_dir)
+        script = self._in_checkout(f"""
+container=$(docker compose ps --all --quiet db)
+if [ -z "$container" ]; then
+    echo "no database container yet, nothing to back up"
+    exit 0
+fi
+if [ "$(docker inspect --format '{{{{.State.Running}}}}' "$container")" != true ]; then
+    docker compose start db >/dev/null
+    tries=0
+    until docker compose exec -T db sh -c 'pg_isready -q -h 127.0.0.1'; do
+        tries=$((tries + 1)); [ $tries -lt 60 ] || exit 1; sleep 2
+    done
+fi
+mkdir -p {backup_dir}
+chmod 700 {backup_dir}
+file={backup_dir}/riemann-$(date -u +%Y%m%dT%H%M%SZ).dump
+docker compose exec -T db sh -c \\
+    'pg_dump --username="$POSTGRES_USER" --dbname="$POSTGRES_DB" --format=custom' \\
+    > "$file.partial"
+mv "$file.partial" "$file"
+echo "$file ($(wc -c < "$file") bytes)"
+""")
+        return self._run(target, script).splitlines()[-1]
+
+    def build_image(self, target: Target) -> str:
+        tag = f"riemann:{self.commit[:12]}"
+        arguments = [
+            "--file", "docker/Dockerfile", "--tag", tag,
+            "--build-arg", f"RIEMANN_REVISION={self.commit}",
+        ]  # fmt: skip
+        index = self.settings.pip_index_url
+        if index:
+            arguments += ["--build-arg", f"PIP_INDEX_URL={index}"]
+            if index.startswith("http://"):
+                host = index.split("/")[2].split(":")[0]
+                arguments += ["--build-arg", f"PIP_TRUSTED_HOST={host}"]
+        command = " ".join(shlex.quote(argument) for argument in arguments)
+        script = f"set -eu\ncd {shlex.quote(self.settings.remote_dir)}\n"
+        script += f"docker build --quiet {command} . >/dev/null\n"
+        self._run(target, script)
+        return tag
+
+    def migrate_schema(self, target: Target) -> str:
+        self._run(
+            target, self._in_checkout("docker compose run --rm --no-deps -T migrate")
+        )
+        return ""
+
+    def _services(self, target: Target) -> str:
+        return " ".join(ROLE_SERVICES[target.role])
+
+    def stop_containers(self, target: Target) -> str:
+        """compose stop sends SIGTERM and waits the service's stop_grace_period."""
+        self._run(
+            target, self._in_checkout(f"docker compose stop {self._services(target)}")
+        )
+        return ""
+
+    def start_containers(self, target: Target) -> str:
+        """Containers whose image or settings changed are recreated, others kept."""
+        script = (
+            f"docker compose up --detach --no-deps --no-build {self._services(target)}"
+        )
+        self._run(target, self._in_checkout(script))
+        return ""
+
+    def wait_until_healthy(self, target: Target) -> str:
+        services = self._services(target)
+        health = "{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}"
+        script = self._in_checkout(f"""
+format='{{{{.State.Status}}}} {health} {{{{.State.ExitCode}}}}'
+for service in {services}; do
+    containers=$(docker compose ps --all --quiet "$service")
+    [ -n "$containers" ] || echo "$service missing - -"
+    for container in $containers; do
+        docker inspect --format "$service $format" "$container"
+    done
+done
+""")
+        deadline = time.monotonic() + self.settings.health_timeout
+        while True:
+            states = [line.split() for line in self._run(target, script).splitlines()]
+            # A generator with a bound exits 0 once it has enqueued everything.
+            running = [s for s in states if not (s[1] == "exited" and s[3] == "0")]
+            broken = [
+                s
+                for s in running
+                if s[1] in ("exited", "dead", "missing") or s[2] == "unhealthy"
+            ]
+            if broken:
+                service, status, health, exit_code = broken[0]
+                logs_script = f"docker compose logs --no-color --tail 5 {service} 2>&1"
+                logs = self._run(target, self._in_checkout(f"{logs_script} || true"))
+                last = " / ".join(logs.splitlines()[-3:])
+                raise StepError(
+                    f"{service} {status} (exit {exit_code}, {health}): {last}"
+                )
+            if all(s[1] == "running" and s[2] in ("healthy", "none") for s in running):
+                done = len(states) - len(running)
+                return f"{len(running)} running and healthy, {done} finished"
+            if time.monotonic() > deadline:
+                waiting = ", ".join(f"{s[0]} {s[1]}/{s[2]}" for s in running)
+                timeout = self.settings.health_timeout
+                raise StepError(f"not healthy within {timeout} s: {waiting}")
+            time.sleep(2)
+
+
+def print_plan(
+    output: Output, deployment: Deployment, targets: Sequence[Target]
+) -> None:
+    settings = deployment.settings
+    output.line(
+        f"deploy {settings.repo_url} at {settings.git_ref} to "
+        f"{settings.remote_dir} on {len(targets)} host(s), in this order:"
+    )
+    for target in targets:
+        names = ", ".join(name for name, _ in deployment.steps(target))
+        output.line(f"  {target} ({', '.join(ROLE_SERVICES[target.role])}): {names}")
+
+
+def deploy(
+    settings: Settings, only: Sequence[str], dry_run: bool, output: Output
+) -> int:
+    targets = settings.targets(only)
+    if not targets:
+        output.error("no host has the role asked for")
+        return EXIT_NOTHING_CHANGED
+    with tempfile.TemporaryDirectory(prefix="riemann-deploy-") as control_dir:
+        deployment = Deployment(settings, output, Path(control_dir))
+        try:
+            return _deploy(deployment, targets, dry_run, output)
+        finally:
+            deployment.close()
+
+
+def _deploy(
+    deployment: Deployment, targets: Sequence[Target], dry_run: bool, output: Output
+) -> int:
+    print_plan(output, deployment, targets)
+    problems = deployment.check_connections(targets)
+    for problem in problems:
+        output.error(problem)
+    if problems:
+        output.error("nothing was changed on any host")
+        return EXIT_NOTHING_CHANGED
+    output.line(f"every host answered with its known host key ({len(targets)} checked)")
+    if dry_run:
+        output.line("dry run: nothing was changed")
+        return 0
+
+    updated: list[Target] = []
+    for target in targets:
+        for step, action in deployment.steps(target):
+            started = output.step(target, step)
+            try:
+                detail = action(target)
+            except StepError as failure:
+                _report_failure(output, target, step, failure.reason, updated, targets)
+                return EXIT_FAILED
+            output.done(target, step, started, detail)
+        updated.append(target)
+    output.line(f"deployed {deployment.commit[:12]} to {len(updated)} host(s)")
+    return 0
+
+
+def _report_failure(
+    output: Output,
+    target: Target,
+    step: str,
+    reason: str,
+    updated: list[Target],
+    targets: Sequence[Target],
+) -> None:
+    output.error(f"failed on {target} at step '{step}': {reason}")
+    done = ", ".join(str(t) for t in updated) or "none"
+    left = ", ".join(str(t) for t in targets if t not in updated)
+    output.error(f"already updated: {done}")
+    output.error(f"not updated: {left}")
+    output.error("fix the cause and run the same command again to finish")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deploy.py",
+        description="Deploy the riemann search to its hosts over ssh.",
+    )
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=Path(".env"),
+        help="settings file (default: .env)",
+    )
+    parser.add_argument(
+        "--ref", help="git ref to deploy (default: DEPLOY_GIT_REF or main)"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=ROLES,
+        default=[],
+        help="deploy only hosts of this role (repeatable)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check every host and print the plan; change nothing",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    output = Output()
+    try:
+        settings = load_settings(arguments.env_file, arguments.ref)
+    except ConfigurationError as problem:
+        output.error(str(problem))
+        return EXIT_NOTHING_CHANGED
+    with contextlib.suppress(KeyboardInterrupt):
+        return deploy(settings, arguments.only, arguments.dry_run, output)
+    output.error("interrupted; run the same command again to finish")
+    return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

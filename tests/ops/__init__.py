@@ -1,0 +1,1 @@
+"""Tests of the operations parts: images, compose, deploy, alerts, on real engines."""

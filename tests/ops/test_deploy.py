@@ -1,0 +1,330 @@
+"""The deploy script against three simulated hosts (database, generator and janitor,
+worker), each a network namespace with its own sshd and Docker engine, the code served
+over ssh from a bare git repository on a fourth host.
+
+The tests run in file order: the refusals first, on hosts that have never been
+deployed to, then a first deploy, then a second one of a new commit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .base_images import load_stand_in_images
+from .conftest import REPO_ROOT, remove_leftovers
+from .hosts import SimulatedHost, TestNetwork, run, wait_until
+from .package_index import PackageIndex
+
+pytestmark = pytest.mark.ops
+
+DEPLOY_SCRIPT = REPO_ROOT / "deploy" / "deploy.py"
+REMOTE_DIR = "/srv/riemann"
+BACKUP_DIR = "/srv/backups"
+SEARCH_LEVEL = 20
+
+
+@dataclass
+class DeployLab:
+    """The simulated hosts, the laptop's ssh files and the repository they deploy."""
+
+    network: TestNetwork
+    git: SimulatedHost
+    database: SimulatedHost
+    generator: SimulatedHost
+    worker: SimulatedHost
+    laptop_dir: Path
+    work_tree: Path
+    package_index: PackageIndex
+
+    @property
+    def app_hosts(self) -> list[SimulatedHost]:
+        return [self.database, self.generator, self.worker]
+
+    def srv(self, host: SimulatedHost) -> Path:
+        return host.state_dir / "srv"
+
+    def known_hosts_line(self, host: SimulatedHost) -> str:
+        public_key = (host.state_dir / "ssh_host_ed25519_key.pub").read_text().split()
+        return f"{host.address} {public_key[0]} {public_key[1]}\n"
+
+    def write_env(self, name: str, **overrides: str) -> Path:
+        settings = {
+            "DEPLOY_DB_HOST": self.database.address,
+            "DEPLOY_GENERATOR_HOST": self.generator.address,
+            "DEPLOY_WORKER_HOSTS": self.worker.address,
+            "DEPLOY_SSH_USER": "root",
+            "DEPLOY_SSH_KEY": str(self.laptop_dir / "id_ed25519"),
+            "DEPLOY_KNOWN_HOSTS": str(self.laptop_dir / "known_hosts"),
+            "DEPLOY_CONNECT_TIMEOUT": "5",
+            "DEPLOY_REPO_URL": f"ssh://root@{self.git.address}{self.bare_repository}",
+            "DEPLOY_REMOTE_DIR": REMOTE_DIR,
+            "DEPLOY_BACKUP_DIR": BACKUP_DIR,
+            "DEPLOY_HEALTH_TIMEOUT": "240",
+            "RIEMANN_PIP_INDEX_URL": self.package_index.url,
+            "POSTGRES_PASSWORD": "deploy-test-password",
+            "RIEMANN_SEARCH_BOUNDS": f"--until-level {SEARCH_LEVEL}",
+            "RIEMANN_WORKERS": "1",
+            **overrides,
+        }
+        env_file = self.laptop_dir / f"{name}.env"
+        env_file.write_text(
+            "".join(f"{key}={value}\n" for key, value in settings.items())
+        )
+        return env_file
+
+    @property
+    def bare_repository(self) -> Path:
+        return self.network.state_dir / "riemann.git"
+
+    def deploy(self, env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        environment = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("DEPLOY_", "POSTGRES_", "RIEMANN_"))
+        }
+        return subprocess.run(
+            [sys.executable, str(DEPLOY_SCRIPT), "--env-file", str(env_file), *args],
+            capture_output=True, text=True, env=environment, timeout=1500, check=False,
+        )  # fmt: skip
+
+    def commit(self, message: str) -> str:
+        git = ["git", "-C", str(self.work_tree)]
+        run([*git, "add", "--all"])
+        identity = [
+            "-c",
+            "user.name=Deploy Test",
+            "-c",
+            "user.email=deploy@test.invalid",
+        ]
+        run([*git, *identity, "commit", "--quiet", "--message", message])
+        run(
+            [*git, "push", "--quiet", "--force", str(self.bare_repository), "HEAD:main"]
+        )
+        return run([*git, "rev-parse", "HEAD"]).stdout.strip()
+
+    def containers(self, host: SimulatedHost) -> list[str]:
+        assert host.engine is not None
+        listed = host.engine.docker("ps", "--all", "--format", "{{.Names}}").stdout
+        return sorted(listed.split())
+
+    def riemann(self, *args: str) -> str:
+        assert self.generator.engine is not None
+        return self.generator.engine.docker(
+            "exec", "riemann-janitor-1", "riemann", *args
+        ).stdout
+
+    def stored_records(self) -> list[tuple[str, ...]]:
+        rows = csv.DictReader(io.StringIO(self.riemann("export")))
+        return sorted(tuple(row.values()) for row in rows)
+
+    def finished_blocks(self) -> int:
+        status = json.loads(self.riemann("status", "--json"))
+        return sum(
+            strategy["blocks"].get("FINISHED", 0) for strategy in status["strategies"]
+        )
+
+    def search_finished(self) -> bool:
+        status = json.loads(self.riemann("status", "--json"))
+        pending = sum(
+            strategy["blocks"].get(state, 0)
+            for strategy in status["strategies"]
+            for state in ("NOT_STARTED", "IN_PROGRESS", "FAILED")
+        )
+        return self.finished_blocks() > 0 and pending == 0
+
+
+def copy_work_tree(destination: Path) -> None:
+    """The project as it stands, committed or not, without ignored files."""
+    listed = run(["git", "-C", str(REPO_ROOT), "ls-files", "--cached", "--others",
+                  "--exclude-standard", "-z"]).stdout  # fmt: skip
+    for relative in filter(None, listed.split("\0")):
+        source = REPO_ROOT / relative
+        if source.is_file():
+            target = destination / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def ssh_keygen(path: Path, comment: str) -> str:
+    if not path.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path, "-C", comment])
+    return path.with_name(path.name + ".pub").read_text()
+
+
+@pytest.fixture(scope="module")
+def lab(
+    stand_in_images: Path, wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DeployLab]:
+    network = TestNetwork.create()
+    try:
+        yield _build_lab(network, stand_in_images, wheelhouse, tmp_path_factory)
+    finally:
+        network.close()
+
+
+def _build_lab(
+    network: TestNetwork,
+    stand_in_images: Path,
+    wheelhouse: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> DeployLab:
+    laptop_dir = tmp_path_factory.mktemp("laptop")
+    laptop_key = ssh_keygen(laptop_dir / "id_ed25519", "laptop")
+    hosts_key_dir = network.state_dir / "host-git-key"
+    hosts_key_dir.mkdir()
+    hosts_key = ssh_keygen(hosts_key_dir / "id_ed25519", "deploy-key")
+    authorized_keys = network.state_dir / "authorized_keys"
+    authorized_keys.write_text(laptop_key + hosts_key)
+
+    git = network.add_host("git")
+    database = network.add_host("db")
+    generator = network.add_host("app")
+    worker = network.add_host("worker")
+    python, postgres = ("python:3.11-slim",), ("postgres:16",)
+    for host, images in ((database, postgres), (generator, python), (worker, python)):
+        engine = host.start_docker(persistent_name=f"deploy-{host.name}")
+        remove_leftovers(engine)
+        load_stand_in_images(engine, stand_in_images, images)
+    package_index = PackageIndex(wheelhouse, network.gateway)
+
+    lab = DeployLab(network, git, database, generator, worker, laptop_dir,
+                    tmp_path_factory.mktemp("work-tree"), package_index)  # fmt: skip
+    for host in (git, database, generator, worker):
+        home = host.state_dir / "root"
+        host.start_sshd(
+            authorized_keys=authorized_keys, root_home=home, srv=lab.srv(host)
+        )
+    git_known_host = lab.known_hosts_line(git)
+    for host in lab.app_hosts:
+        ssh_dir = host.state_dir / "root" / ".ssh"
+        ssh_dir.mkdir(mode=0o700, parents=True)
+        shutil.copy(hosts_key_dir / "id_ed25519", ssh_dir / "id_ed25519")
+        (ssh_dir / "known_hosts").write_text(git_known_host)
+    (laptop_dir / "known_hosts").write_text(
+        "".join(lab.known_hosts_line(host) for host in lab.app_hosts)
+    )
+
+    run(["git", "init", "--quiet", "--bare", str(lab.bare_repository)])
+    copy_work_tree(lab.work_tree)
+    run(["git", "init", "--quiet", "--initial-branch", "main", str(lab.work_tree)])
+    lab.commit("The project as tested")
+    return lab
+
+
+def nothing_deployed(lab: DeployLab) -> bool:
+    return all(
+        not (lab.srv(host) / "riemann").exists() and not lab.containers(host)
+        for host in lab.app_hosts
+    )
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(lab: DeployLab) -> None:
+    dry_run = lab.deploy(lab.write_env("dry-run"), "--dry-run")
+    assert dry_run.returncode == 0, dry_run.stdout + dry_run.stderr
+    assert "back up database" in dry_run.stdout
+    assert "dry run: nothing was changed" in dry_run.stdout
+    assert nothing_deployed(lab)
+
+
+def test_unknown_host_key_is_refused_before_anything_changes(lab: DeployLab) -> None:
+    known_hosts = lab.laptop_dir / "known-without-worker"
+    known_hosts.write_text(
+        lab.known_hosts_line(lab.database) + lab.known_hosts_line(lab.generator)
+    )
+    refused = lab.deploy(
+        lab.write_env("unknown-key", DEPLOY_KNOWN_HOSTS=str(known_hosts))
+    )
+    assert refused.returncode == 2
+    assert f"host key of {lab.worker.address} is not in" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert nothing_deployed(lab)
+
+
+def test_wrong_host_key_is_refused_before_anything_changes(lab: DeployLab) -> None:
+    known_hosts = lab.laptop_dir / "known-with-wrong-worker-key"
+    impostor_line = lab.known_hosts_line(lab.git).split(" ", 1)[1]
+    known_hosts.write_text(
+        lab.known_hosts_line(lab.database)
+        + lab.known_hosts_line(lab.generator)
+        + f"{lab.worker.address} {impostor_line}"
+    )
+    refused = lab.deploy(
+        lab.write_env("wrong-key", DEPLOY_KNOWN_HOSTS=str(known_hosts))
+    )
+    assert refused.returncode == 2
+    assert f"host key of {lab.worker.address} does not match" in refused.stderr
+    assert nothing_deployed(lab)
+
+
+def test_unreachable_host_is_reported_before_anything_changes(lab: DeployLab) -> None:
+    absent = f"198.18.{lab.network.number}.99"
+    env_file = lab.write_env(
+        "unreachable", DEPLOY_WORKER_HOSTS=f"{lab.worker.address},{absent}"
+    )
+    refused = lab.deploy(env_file)
+    assert refused.returncode == 2
+    assert f"{absent} is unreachable" in refused.stderr
+    assert "nothing was changed on any host" in refused.stderr
+    assert nothing_deployed(lab)
+
+
+def test_first_deploy_brings_every_service_up_in_order(lab: DeployLab) -> None:
+    deployed = lab.deploy(lab.write_env("deploy"))
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+
+    healthy_lines = [
+        line.split(":")[0].strip()
+        for line in deployed.stdout.splitlines()
+        if "wait until healthy done" in line
+    ]
+    assert healthy_lines == [
+        f"database host {lab.database.address}",
+        f"generator host {lab.generator.address}",
+        f"worker host {lab.worker.address}",
+    ]
+    assert lab.containers(lab.database) == ["riemann-db-1"]
+    assert lab.containers(lab.generator) == ["riemann-generator-1", "riemann-janitor-1"]
+    assert lab.containers(lab.worker) == ["riemann-worker-1"]
+    wait_until(lab.search_finished, timeout=300, interval=3, what="the deployed search")
+
+
+def test_second_deploy_runs_the_new_commit_and_keeps_every_record(
+    lab: DeployLab,
+) -> None:
+    records_before = lab.stored_records()
+    finished_before = lab.finished_blocks()
+    assert records_before, "the first deploy stored no record to keep"
+
+    init_file = lab.work_tree / "riemann" / "__init__.py"
+    init_file.write_text(
+        init_file.read_text() + '\nDEPLOY_TEST_MARK = "second commit"\n'
+    )
+    commit = lab.commit("Mark the second deploy")
+    deployed = lab.deploy(lab.write_env("deploy"))
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+
+    assert lab.worker.engine is not None
+    mark = lab.worker.engine.docker(
+        "exec", "riemann-worker-1", "python", "-c",
+        "import riemann; print(riemann.DEPLOY_TEST_MARK)",
+    ).stdout.strip()  # fmt: skip
+    assert mark == "second commit"
+    revision = lab.worker.engine.docker(
+        "exec", "riemann-worker-1", "printenv", "RIEMANN_REVISION"
+    ).stdout.strip()
+    assert revision == commit
+    assert lab.stored_records() == records_before
+    assert lab.finished_blocks() == finished_before
+    backups = list((lab.srv(lab.database) / "backups").glob("riemann-*.dump"))
+    assert backups, "no database backup on the database host"
