@@ -53,3 +53,33 @@ def divisor_sum_of_exponents(exponents: tuple[int, ...]) -> int:
     return math.prod(
         sum(p**k for k in range(a + 1)) for p, a in zip(primes, exponents, strict=False)
     )
+
+
+def log_log_mpmath(x: float, digits: int = 40) -> mpmath.mpf:
+    """ln ln x with mpmath at `digits` decimal digits, for x > 1."""
+    with mpmath.workdps(digits):
+        return mpmath.log(mpmath.log(mpmath.mpf(x)))
+
+
+def superabundant_block_by_brute_force(
+    levels: range, threshold: float
+) -> tuple[int, tuple[int, ...], list[tuple[int, ...]]]:
+    """(count, exponents of the best, exponents above `threshold`) over whole levels,
+    every candidate's witness value computed with mpmath at 60 digits."""
+    best_value, best_n, best = None, 0, ()
+    above = []
+    count = 0
+    for level in levels:
+        for exponents in partitions_descending(level):
+            count += 1
+            n = number_from_exponents(exponents)
+            value = witness_value_mpmath(n, divisor_sum_of_exponents(exponents))
+            if (
+                best_value is None
+                or value > best_value
+                or (value == best_value and n < best_n)
+            ):
+                best_value, best_n, best = value, n, exponents
+            if value > threshold:
+                above.append(exponents)
+    return count, best, above

@@ -1,0 +1,185 @@
+"""The superabundant kernel gives every block the exact path's result, bit for bit."""
+
+import random
+
+import pytest
+
+from riemann.kernels.superabundant import (
+    FOUND_CAPACITY,
+    last_level_of,
+    screen_partitions,
+)
+from riemann.partitions import partition_count, rank
+from riemann.strategies import strategy_named
+from riemann.witness import e_gamma
+from tests.naive import superabundant_block_by_brute_force
+
+SUPERABUNDANT = strategy_named("superabundant")
+
+
+def block_at(level, index_in_level, size):
+    start = SUPERABUNDANT.ordinal((level, index_in_level))
+    return SUPERABUNDANT.block_between(start, start + size)
+
+
+def assert_kernel_matches_exact(block, threshold="1.767"):
+    exact = SUPERABUNDANT.process_exact(block, threshold)
+    fast = SUPERABUNDANT.process(block, threshold)
+    assert fast.candidates_checked == exact.candidates_checked
+    assert fast.best == exact.best
+    assert fast.records == exact.records
+    assert fast.digest == exact.digest
+    assert fast == exact
+    return exact
+
+
+def blocks_of_level(level, size=1_500):
+    """The whole level when small, else its start, its middle, and its end running
+    into the next level."""
+    count = partition_count(level)
+    if count <= 5_000:
+        return [block_at(level, 0, count)]
+    return [
+        block_at(level, 0, size),
+        block_at(level, count // 2, size),
+        block_at(level, count - size // 2, size),
+    ]
+
+
+@pytest.mark.parametrize("level", range(2, 46))
+def test_every_level_up_to_45_matches_the_exact_path(level):
+    for block in blocks_of_level(level):
+        assert_kernel_matches_exact(block)
+
+
+def test_whole_levels_in_one_block_match_with_records():
+    start = SUPERABUNDANT.ordinal((30, 0))
+    block = SUPERABUNDANT.block_between(start, SUPERABUNDANT.end_after_level(34))
+    exact = assert_kernel_matches_exact(block, "1.72")
+    assert len(exact.records) > 10
+
+
+def test_a_block_across_many_levels_matches():
+    block = SUPERABUNDANT.block_between(
+        SUPERABUNDANT.ordinal((2, 0)), SUPERABUNDANT.end_after_level(20)
+    )
+    assert_kernel_matches_exact(block, "1.6")
+
+
+def _random_blocks(count, seed=4):
+    chooser = random.Random(seed)
+    blocks = []
+    for _ in range(count):
+        level = chooser.randint(46, 120)
+        size = chooser.randint(50, 250)
+        index = chooser.randrange(partition_count(level))
+        blocks.append((level, index, size))
+    return blocks
+
+
+@pytest.mark.parametrize(("level", "index", "size"), _random_blocks(60))
+def test_random_blocks_up_to_level_120_match(level, index, size):
+    assert_kernel_matches_exact(block_at(level, index, size), "1.75")
+
+
+@pytest.mark.parametrize("level", [60, 80])
+def test_blocks_around_the_best_of_a_high_level_match(level):
+    # The kernel finds the level's best; the block around it holds the candidates
+    # nearest e^gamma, and a threshold just under the best makes several records.
+    whole_level = block_at(level, 0, partition_count(level))
+    best = SUPERABUNDANT.process(whole_level, "1.767").best
+    assert best is not None
+    around = max(0, rank(best.exponents) - 100)
+    threshold = format(best.witness_value * (1 - 1e-3), ".30g")
+    exact = assert_kernel_matches_exact(block_at(level, around, 200), threshold)
+    assert exact.best == best
+    assert len(exact.records) > 1
+
+
+def _block_and_values(level=26, index=700, size=600):
+    block = block_at(level, index, size)
+    values = sorted(
+        r.witness_value for r in SUPERABUNDANT.process_exact(block, "0").records
+    )
+    return block, values
+
+
+@pytest.mark.parametrize("position", [0, 0.5, 0.9, 1.0])
+def test_a_threshold_exactly_on_a_candidate_excludes_it(position):
+    block, values = _block_and_values()
+    value = values[min(len(values) - 1, int(position * len(values)))]
+    threshold = format(value, ".90g")  # the exact decimal of the 256-bit value
+    exact = assert_kernel_matches_exact(block, threshold)
+    assert all(r.witness_value > value for r in exact.records)
+
+
+@pytest.mark.parametrize("position", [0, 0.5, 0.9, 1.0])
+def test_a_threshold_at_a_candidates_float_rounding_matches(position):
+    block, values = _block_and_values()
+    value = values[min(len(values) - 1, int(position * len(values)))]
+    assert_kernel_matches_exact(block, repr(float(value)))
+
+
+@pytest.mark.parametrize("threshold", ["0", "-1", "1e-30"])
+def test_a_threshold_below_every_value_records_every_candidate(threshold):
+    block = block_at(24, 100, 900)
+    exact = assert_kernel_matches_exact(block, threshold)
+    assert len(exact.records) == 900
+
+
+@pytest.mark.parametrize("threshold", ["2", "1.7810724179901979852", "inf", "nan"])
+def test_a_threshold_above_every_value_records_none_but_keeps_the_best(threshold):
+    exact = assert_kernel_matches_exact(block_at(40, 5_000, 700), threshold)
+    assert exact.records == ()
+    assert exact.best is not None
+
+
+def test_known_violations_among_small_levels_are_settled_exactly():
+    block = SUPERABUNDANT.block_between(
+        SUPERABUNDANT.ordinal((2, 0)), SUPERABUNDANT.end_after_level(12)
+    )
+    exact = assert_kernel_matches_exact(block, "1.78")
+    violations = [r.n for r in exact.records if r.witness_value >= e_gamma()]
+    assert 5040 in violations
+
+
+def test_the_kernel_finds_what_brute_force_finds_on_small_levels():
+    block = SUPERABUNDANT.block_between(
+        SUPERABUNDANT.ordinal((2, 0)), SUPERABUNDANT.end_after_level(16)
+    )
+    fast = SUPERABUNDANT.process(block, "1.7")
+    count, best, above = superabundant_block_by_brute_force(range(2, 17), 1.7)
+    assert fast.candidates_checked == count
+    assert fast.best is not None
+    assert fast.best.exponents == best
+    assert sorted(r.exponents for r in fast.records) == sorted(above)
+
+
+def test_more_flagged_candidates_than_one_call_holds_are_all_returned():
+    level = 21
+    count = 3 * FOUND_CAPACITY
+    flagged = list(screen_partitions(level, 0, count, "0"))
+    assert len(flagged) == count
+    assert len(set(flagged)) == count
+    assert flagged[0] == (21, (21,))
+
+
+def test_the_screen_settles_few_candidates_of_a_large_block():
+    count = 200_000
+    flagged = list(screen_partitions(95, 1_000_000, count, "1.767"))
+    assert 0 < len(flagged) < count // 1_000
+
+
+def test_the_last_level_of_a_scan_counts_across_levels():
+    assert last_level_of(5, 0, partition_count(5)) == 5
+    assert last_level_of(5, 0, partition_count(5) + 1) == 6
+    assert last_level_of(5, 6, 1) == 5
+
+
+@pytest.mark.parametrize(
+    ("level", "index", "count", "message"),
+    [(1, 0, 1, "levels 2 and above"), (5, 0, 0, "at least one")],
+)
+def test_bad_scans_are_refused(level, index, count, message):
+    with pytest.raises(ValueError, match=message):
+        list(screen_partitions(level, index, count, "1"))
