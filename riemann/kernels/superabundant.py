@@ -74,12 +74,10 @@ from gmpy2 import mpfr
 
 from riemann.kernels.jit import compiled
 from riemann.kernels.log_log import (
-    BIN_SHIFT,
-    THETA_MASK,
-    THETA_SCALE,
     UNIT_ROUNDOFF,
     LogLogTable,
     gamma,
+    log_log_lower_bound,
     log_log_table,
 )
 from riemann.partitions import Partition, partition_count, unrank
@@ -241,7 +239,6 @@ def _scan_partitions(
     cut_best = screen[_BEST_CUT]
     margin = screen[_MARGIN]
     cut = min(cut_threshold, cut_best)
-    bins = log_log_coefficients.shape[0]
     capacity = found_level.shape[0]
 
     for i in range(m):
@@ -300,20 +297,15 @@ def _scan_partitions(
         k = m + q
         log_n = prefix_log_n[m] + (ones_log_n[k] - ones_log_n[m])
         log_ratio = prefix_log_ratio[m] + (ones_log_ratio[k] - ones_log_ratio[m])
-        bits = np.float64(log_n).view(np.int64)
-        j = (bits >> BIN_SHIFT) - log_log_base
-        if 0 <= j < bins:
-            theta = (bits & THETA_MASK) * THETA_SCALE
-            log_log_n = log_log_coefficients[j, 0] + theta * (
-                log_log_coefficients[j, 1] + theta * log_log_coefficients[j, 2]
-            )
-            estimate = log_ratio - log_log_n
-            if estimate < cut:
-                continue
-            lower = estimate - 2.0 * (2.0 * margin + log_log_coefficients[j, 3])
-            if lower > cut_best:
-                cut_best = lower
-                cut = min(cut_threshold, cut_best)
+        log_log_n, gap = log_log_lower_bound(log_n, log_log_coefficients, log_log_base)
+        estimate = log_ratio - log_log_n
+        if estimate < cut:
+            continue
+        # Off the table the bound is (-inf, inf): flagged, but no best to learn from.
+        lower = estimate - 2.0 * (2.0 * margin + gap)
+        if lower > cut_best:
+            cut_best = lower
+            cut = min(cut_threshold, cut_best)
 
         found_level[flagged] = level
         found_ones[flagged] = q
