@@ -117,7 +117,8 @@ def test_a_wrong_password_gives_one_clear_error(password_server):
         "process",
         "--exit-when-idle",
         "--dsn",
-        f"host=127.0.0.1 port={password_server} user=riemann password=wrong dbname=postgres",
+        f"host=127.0.0.1 port={password_server} user=riemann password=wrong "
+        "dbname=postgres",
     )
     assert_one_clear_error(result, "password authentication failed")
     assert "wrong" not in result.stderr
