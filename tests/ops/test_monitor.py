@@ -1,8 +1,9 @@
 """The alert monitor as a process, against a real SMTP server and a real Docker engine.
 
-The search itself is stood in for by a fake `riemann` executable on PATH that prints
-what each test puts in its folder: the monitor's contract with the search is the
-command line (`status --json`, `export`), not the database.
+The monitor's contract with the search is the command line (`status --json`,
+`export`), not the database: most tests stand the search in with a fake `riemann` on
+PATH printing what the test puts in its folder, and one runs the real command line
+on a database of its own on the local PostgreSQL server.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg2
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -489,6 +491,87 @@ def test_stall_is_emailed_once(tmp_path, fake_riemann, plain_smtp):
     assert len(plain_smtp.mailbox.messages) == 1
     assert "the search has stalled" in message["Subject"]
     assert "since 2026-01-01T00:00:00+00:00" in message.get_content()
+
+
+@pytest.fixture
+def search_database(tmp_path) -> Iterator[str]:
+    """A database of the test's own on the local server, migrated by `riemann`."""
+    name = f"monitor_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(host="127.0.0.1", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    dsn = f"host=127.0.0.1 dbname={name}"
+    try:
+        upgrade = subprocess.run(
+            [sys.executable, "-m", "riemann", "db", "upgrade"],
+            env={**os.environ, "RIEMANN_DSN": dsn},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert upgrade.returncode == 0, upgrade.stderr
+        yield dsn
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def plant_finished_block_with_witness(dsn: str, witness_value: str) -> None:
+    """What a worker leaves after a block two days ago: its result and a witness.
+
+    Written in SQL of the schema: the point is what `riemann status` and `riemann
+    export` print from real rows, which the monitor must understand.
+    """
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO searches (strategy, store_threshold, start_ordinal,"
+            " next_ordinal) VALUES ('superabundant', '1.767', 0, 10)"
+        )
+        cursor.execute(
+            "INSERT INTO search_blocks (strategy, start_index, end_index,"
+            " start_ordinal, end_ordinal, state, finished_at, candidates_checked)"
+            " VALUES ('superabundant', '1:0', '3:0', 0, 10, 'FINISHED',"
+            " now() - interval '2 days', 10) RETURNING block_id"
+        )
+        (block_id,) = cursor.fetchone()
+        cursor.execute(
+            "INSERT INTO witnesses (strategy, n, divisor_sum, witness_value, log_n,"
+            " level, exponents, block_id) VALUES ('superabundant', %s, 39312,"
+            " %s::numeric, 9.218, 7, '{5,2,1,1}', %s)",
+            (COUNTEREXAMPLE_N, witness_value, block_id),
+        )
+    connection.close()
+
+
+def test_monitor_understands_the_real_search_command_line(
+    tmp_path, search_database, plain_smtp
+):
+    plant_finished_block_with_witness(
+        search_database, "1.7810724179901979852365041031071795491697"
+    )
+    environment = monitor_environment(
+        tmp_path,
+        plain_smtp.environment(),
+        {
+            "RIEMANN_DSN": search_database,
+            "RIEMANN_ALERT_CHECKS": "counterexamples,stall",
+            "RIEMANN_ALERT_RIEMANN_COMMAND": f"{sys.executable} -m riemann",
+        },
+    )
+
+    result = run_once(environment)
+
+    assert result.returncode == 0, result.stderr
+    finding, stall = plain_smtp.mailbox.wait_for(2)
+    assert finding["Subject"].startswith(
+        f"[riemann] COUNTEREXAMPLE to Robin's inequality: n = {COUNTEREXAMPLE_N},"
+    )
+    assert "the search has stalled: no block finished for 48 h" in stall["Subject"]
+    assert "FINISHED 1" in stall.get_content()
 
 
 # --- Mail failures --------------------------------------------------------------------

@@ -12,7 +12,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
+
+# TODO(issue 5): PyYAML is on the CI machine only through other tools; once
+# requirements-dev.txt pins it, import it plainly.
+yaml = pytest.importorskip(
+    "yaml", reason="PyYAML is not installed: pin it in requirements-dev.txt"
+)
 
 CONFIG_PATH = Path(__file__).resolve().parents[2] / ".circleci" / "config.yml"
 
