@@ -11,7 +11,7 @@ its FINISHED state are written in one transaction.
 """
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -657,7 +657,7 @@ class Store:
 
     def witnesses(
         self, min_witness: str | None = None, strategy: str | None = None
-    ) -> Iterator[StoredWitness]:
+    ) -> Generator[StoredWitness, None, None]:
         """Stored witness records, by strategy and n, read in batches."""
         if self._connection is None or self._connection.closed:
             self.connect()
