@@ -30,9 +30,10 @@ gamma_k = k u / (1 - k u). The evaluated ĝ therefore obeys
 
     ĝ - E <= f(x) <= ĝ + G_j + E,   E = gamma_6 max_j (|F_j| + |D1_j| + |D2_j|),
 
-E being `evaluation_error`. Bins are cheap (four floats), so with 2^BIN_BITS = 1024
-bins a binade G_j stays below 1e-10 from x = 1.375 (n = 4 has x = 1.386) on, and the
-whole table up to x = 2^11 (levels beyond 300) is 11,264 bins, built once per process.
+E being `evaluation_error`, about 1.4e-15. With 2^BIN_BITS = 1,024 bins a binade, G_j
+is below 6e-9 at x = 1.375 (n = 4), below 2e-10 from x = 16 (n near 10^7) on, and the
+table up to x = 2^11 (levels beyond 300) is 10,880 bins of four floats, built once per
+process in about 0.2 s.
 """
 
 import math
