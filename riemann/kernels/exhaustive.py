@@ -14,9 +14,11 @@ power and divisor sum along the way is at most sigma(n). The kernel takes n up t
 path above it.
 
 Screen. W(n) = sigma(n) / (n ln ln n). The range is cut into chunks short enough that
-ln ln n barely moves across one (one n a chunk below 256, then 2^-8 of n, at most
-4,096 numbers); for each chunk the wrapper computes with MPFR a float lower bound low_c
-and upper bound high_c of ln ln n on it (ln ln increases). Then for n in chunk c,
+ln ln n barely moves across one (one n a chunk below 256, then 2^-8 of n up to 4,096
+numbers, then 2^-16 of n from 2^28 on: ln ln n changes by a relative 2e-4 at most
+across a chunk, and by 3e-7 from 2^28 on); for each chunk the wrapper computes with
+MPFR a float lower bound low_c and upper bound high_c of ln ln n on it (ln ln n
+increases). Then for n in chunk c,
 
     (sigma/n) / high_c <= W(n) <= (sigma/n) / low_c.
 
@@ -51,9 +53,11 @@ SEGMENT = 1 << 15
 """Numbers sieved at once: the segment's arrays stay in the core's cache."""
 
 CHUNK_SHIFT = 8
-"""A chunk starting at b holds max(1, min(b >> CHUNK_SHIFT, MAX_CHUNK)) numbers."""
+"""A chunk starting at b holds max(1, min(b >> 8, max(2^12, b >> 16))) numbers."""
 
-MAX_CHUNK = 1 << 12
+SMALL_CHUNK_LIMIT = 1 << 12
+
+LARGE_CHUNK_SHIFT = 16
 
 SLACK = 2.0**-40
 """Relative slack s of every screen comparison, far above the rounding it covers."""
@@ -79,7 +83,8 @@ def chunk_bounds(
     starts = [start]
     while starts[-1] < end:
         b = starts[-1]
-        starts.append(min(end, b + max(1, min(b >> CHUNK_SHIFT, MAX_CHUNK))))
+        size = min(b >> CHUNK_SHIFT, max(SMALL_CHUNK_LIMIT, b >> LARGE_CHUNK_SHIFT))
+        starts.append(min(end, b + max(1, size)))
     with gmpy2.context(precision=64):
         log_logs = [gmpy2.log(gmpy2.log(gmpy2.mpz(b))) for b in starts]
     lower = np.array(
