@@ -141,3 +141,13 @@ def test_choosing_a_fallback_folder_tells_numba_and_child_processes(
     numba_cache_folder = jit.numba.config.CACHE_DIR
     assert numba_cache_folder == str(tmp_path)
     assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path)
+
+
+def test_warming_up_loads_both_kernels():
+    from riemann.kernels.exhaustive import scan_range_kernel
+    from riemann.kernels.superabundant import scan_partitions_kernel
+    from riemann.kernels.warm_up import warm_up
+
+    warm_up()
+    assert scan_partitions_kernel.signatures
+    assert scan_range_kernel.signatures
