@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from riemann.kernels import jit
+from riemann.kernels.exhaustive import scan_range_kernel
+from riemann.kernels.superabundant import scan_partitions_kernel
+from riemann.kernels.warm_up import warm_up
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -144,10 +147,6 @@ def test_choosing_a_fallback_folder_tells_numba_and_child_processes(
 
 
 def test_warming_up_loads_both_kernels():
-    from riemann.kernels.exhaustive import scan_range_kernel
-    from riemann.kernels.superabundant import scan_partitions_kernel
-    from riemann.kernels.warm_up import warm_up
-
     warm_up()
     assert scan_partitions_kernel.signatures
     assert scan_range_kernel.signatures
