@@ -398,9 +398,11 @@ class Deployment:
         return f"set -eu\ncd {shlex.quote(self.settings.remote_dir)}/docker\n{script}"
 
     def fetch_code(self, target: Target) -> str:
+        """Checks out the ref; every later host gets the commit the first one found,
+        so a push during the deploy cannot leave hosts on different code."""
         directory = shlex.quote(self.settings.remote_dir)
         url = shlex.quote(self.settings.repo_url)
-        ref = shlex.quote(self.settings.git_ref)
+        ref = shlex.quote(self.commit or self.settings.git_ref)
         script = f"""
 set -eu
 if [ ! -d {directory}/.git ]; then

@@ -93,10 +93,14 @@ class DeployLab:
             for name, value in os.environ.items()
             if not name.startswith(("DEPLOY_", "POSTGRES_", "RIEMANN_"))
         }
-        return subprocess.run(
+        completed = subprocess.run(
             [sys.executable, str(DEPLOY_SCRIPT), "--env-file", str(env_file), *args],
             capture_output=True, text=True, env=environment, timeout=1500, check=False,
         )  # fmt: skip
+        # Shown by pytest when a test fails, or with -rP.
+        print(f"$ deploy.py {env_file.name} {' '.join(args)}\n{completed.stdout}")
+        print(completed.stderr, file=sys.stderr)
+        return completed
 
     def commit(self, message: str) -> str:
         git = ["git", "-C", str(self.work_tree)]
@@ -328,3 +332,25 @@ def test_second_deploy_runs_the_new_commit_and_keeps_every_record(
     assert lab.finished_blocks() == finished_before
     backups = list((lab.srv(lab.database) / "backups").glob("riemann-*.dump"))
     assert backups, "no database backup on the database host"
+
+
+def test_a_failed_step_is_reported_and_running_again_finishes(lab: DeployLab) -> None:
+    # A directory where the worker host's settings file goes makes that step fail.
+    blocker = lab.srv(lab.worker) / "riemann" / "docker" / ".env.new"
+    blocker.mkdir()
+    failed = lab.deploy(lab.write_env("deploy"))
+    assert failed.returncode == 1
+    assert (
+        f"failed on worker host {lab.worker.address} at step 'write settings'"
+        in failed.stderr
+    )
+    assert (
+        f"already updated: database host {lab.database.address}, "
+        f"generator host {lab.generator.address}" in failed.stderr
+    )
+    assert "Traceback" not in failed.stderr
+
+    blocker.rmdir()
+    finished = lab.deploy(lab.write_env("deploy"))
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert lab.containers(lab.worker) == ["riemann-worker-1"]
