@@ -183,3 +183,11 @@ def test_the_last_level_of_a_scan_counts_across_levels():
 def test_bad_scans_are_refused(level, index, count, message):
     with pytest.raises(ValueError, match=message):
         list(screen_partitions(level, index, count, "1"))
+
+
+def test_a_block_below_level_2_is_left_to_the_exact_path():
+    block = SUPERABUNDANT.block_between(0, 3)
+    with pytest.raises(ValueError, match="n >= 3"):
+        SUPERABUNDANT.process_exact(block, "1.767")
+    with pytest.raises(ValueError, match="n >= 3"):
+        SUPERABUNDANT.process(block, "1.767")
