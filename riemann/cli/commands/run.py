@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 REFRESH_SECONDS = 1.0
 MAX_WORKER_RESTARTS = 5
 JANITOR_INTERVAL_SECONDS = 5.0
+STOP_GRACE_SECONDS = 30.0
 
 
 def _job_thread(name: str, dsn: str, job: Callable[[Store], int]) -> threading.Thread:
@@ -86,11 +87,19 @@ class WorkerPool:
         return True
 
     def stop(self) -> None:
+        """Ask every worker to stop (each releases or finishes its block), and wait;
+        a worker still there after the grace period is killed."""
         for process in self.processes:
             if process.is_alive():
                 process.terminate()
         for process in self.processes:
-            process.join()
+            process.join(STOP_GRACE_SECONDS)
+            if process.is_alive():
+                logger.error(
+                    "worker did not stop, killing it", extra={"process": process.name}
+                )
+                process.kill()
+                process.join()
 
 
 def run(args: argparse.Namespace) -> int:
