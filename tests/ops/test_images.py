@@ -89,3 +89,13 @@ def test_image_answers_help_for_every_job(
             "run", "--rm", app_image, *job, "--help", check=False
         )
         assert shown.returncode == 0, f"{job}: {shown.stdout}{shown.stderr}"
+
+
+def test_image_carries_the_alert_monitor(
+    docker_engine: DockerEngine, app_image: str
+) -> None:
+    shown = docker_engine.docker(
+        "run", "--rm", "--entrypoint", "riemann-monitor", app_image, "--help",
+        check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stdout + shown.stderr
