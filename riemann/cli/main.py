@@ -342,8 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser.add_argument(
         "--target-seconds",
         type=positive_seconds,
-        default=10.0,
-        help="aim for blocks that take this long (default 10, short for live progress)",
+        default=2.0,
+        help="aim for blocks that take this long (default 2: short, so progress is "
+        "live and no core waits long for the last block)",
     )
     run_parser.add_argument(
         "--no-progress",

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 INITIAL_BLOCK_SIZE = 10_000
 MIN_BLOCK_SIZE = 1_000
-GROWTH_LIMIT = 4
+GROWTH_LIMIT = 8
 """A block is at most this many times larger or smaller than the one before."""
 
 

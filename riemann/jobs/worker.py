@@ -257,6 +257,11 @@ def run_worker(dsn: str, settings: WorkerSettings) -> int:
     """A worker process's whole life: handlers, a store, the loop."""
     stop = threading.Event()
     install_stop_handlers(stop)
+    if not settings.exact:
+        # Loaded before the first claim, so that second is not spent under a lease.
+        from riemann.kernels.warm_up import warm_up
+
+        warm_up()
     with Store(dsn) as store:
         return Worker(store, settings, stop).run()
 

@@ -11,7 +11,9 @@ from riemann.jobs.stopping import install_stop_handlers
 from riemann.strategies import strategy_named
 
 
-def generator_settings(args: argparse.Namespace) -> GeneratorSettings:
+def generator_settings(
+    args: argparse.Namespace, poll_seconds: float = 5.0
+) -> GeneratorSettings:
     start, end = search_bounds(args, strategy_named(args.strategy))
     return GeneratorSettings(
         start_ordinal=start,
@@ -20,6 +22,7 @@ def generator_settings(args: argparse.Namespace) -> GeneratorSettings:
         block_size=args.block_size,
         target_seconds=args.target_seconds,
         min_queue_depth=getattr(args, "queue_depth", 4),
+        poll_seconds=poll_seconds,
     )
 
 

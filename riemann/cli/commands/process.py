@@ -25,9 +25,12 @@ def worker_count(args: argparse.Namespace, default: int) -> int:
     return int(configured)
 
 
-def worker_settings(args: argparse.Namespace, exit_when_idle: bool) -> WorkerSettings:
+def worker_settings(
+    args: argparse.Namespace, exit_when_idle: bool, idle_poll_seconds: float = 2.0
+) -> WorkerSettings:
     return WorkerSettings(
         lease_seconds=args.lease_seconds,
+        idle_poll_seconds=idle_poll_seconds,
         exit_when_idle=exit_when_idle,
         exact=args.exact,
         strategy=getattr(args, "strategy_filter", None),

@@ -34,6 +34,8 @@ REFRESH_SECONDS = 1.0
 MAX_WORKER_RESTARTS = 5
 JANITOR_INTERVAL_SECONDS = 5.0
 STOP_GRACE_SECONDS = 30.0
+LOCAL_POLL_SECONDS = 0.25
+"""On one machine the database is close: the queue is topped up and polled often."""
 
 
 def _job_thread(name: str, dsn: str, job: Callable[[Store], int]) -> threading.Thread:
@@ -104,7 +106,7 @@ class WorkerPool:
 
 def run(args: argparse.Namespace) -> int:
     strategy = strategy_named(args.strategy)
-    settings = generator_settings(args)
+    settings = generator_settings(args, poll_seconds=LOCAL_POLL_SECONDS)
     workers = worker_count(args, default=os.cpu_count() or 1)
     draw_bars = not args.no_progress and sys.stderr.isatty()
     child_level = (
@@ -153,7 +155,9 @@ def run(args: argparse.Namespace) -> int:
             pool = WorkerPool(
                 workers,
                 dsn,
-                worker_settings(args, exit_when_idle=False),
+                worker_settings(
+                    args, exit_when_idle=False, idle_poll_seconds=LOCAL_POLL_SECONDS
+                ),
                 worker_log_setup,
             )
             logger.info(
