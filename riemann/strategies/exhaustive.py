@@ -5,7 +5,6 @@ The index of a candidate is n itself, and so is its ordinal. The default start i
 """
 
 from riemann.divisor_sum import divisor_sums_of_range
-from riemann.kernels.exhaustive import LARGEST_N, screen_range
 from riemann.strategies.base import (
     BlockResult,
     BlockScan,
@@ -61,6 +60,10 @@ class ExhaustiveStrategy(Strategy[int]):
         Above `LARGEST_N` the kernel's int64 and float64 arithmetic is no longer exact,
         and the block goes to the exact path.
         """
+        # Imported here: numba takes most of a second to load, which commands that
+        # never compute (status, export) should not pay.
+        from riemann.kernels.exhaustive import LARGEST_N, screen_range
+
         start, end = block.start_ordinal, block.end_ordinal
         if end - 1 > LARGEST_N or start < SMALLEST_CANDIDATE:
             return self.process_exact(block, threshold)

@@ -17,7 +17,6 @@ import math
 
 from gmpy2 import mpz
 
-from riemann.kernels.superabundant import screen_partitions
 from riemann.partitions import Partition, partition_count, partitions_from
 from riemann.primes import first_primes
 from riemann.strategies.base import (
@@ -120,6 +119,10 @@ class SuperabundantStrategy(Strategy[SuperabundantIndex]):
     def process(self, block: SearchBlock, threshold: str) -> BlockResult:
         """The block's result by the compiled kernel's float screen, settling exactly
         only the candidates the screen cannot rule out; equal to `process_exact`."""
+        # Imported here: numba takes most of a second to load, which commands that
+        # never compute (status, export) should not pay.
+        from riemann.kernels.superabundant import screen_partitions
+
         level, index_in_level = self.index_at(block.start_ordinal)
         if level < FIRST_LEVEL:
             return self.process_exact(block, threshold)
