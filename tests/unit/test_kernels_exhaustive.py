@@ -2,7 +2,7 @@
 
 import pytest
 
-import riemann.strategies.exhaustive as exhaustive_strategy
+import riemann.kernels.exhaustive as exhaustive_kernel
 from riemann.kernels.exhaustive import (
     LARGEST_N,
     SEGMENT,
@@ -114,8 +114,8 @@ def test_blocks_above_the_kernels_range_take_the_exact_path(monkeypatch):
     def refuse(*args):
         raise AssertionError("the kernel must not run above its range")
 
-    monkeypatch.setattr(exhaustive_strategy, "LARGEST_N", 10**6)
-    monkeypatch.setattr(exhaustive_strategy, "screen_range", refuse)
+    monkeypatch.setattr(exhaustive_kernel, "LARGEST_N", 10**6)
+    monkeypatch.setattr(exhaustive_kernel, "screen_range", refuse)
     block = EXHAUSTIVE.block_between(10**6 - 10, 10**6 + 10)
     assert EXHAUSTIVE.process(block, "1.5") == EXHAUSTIVE.process_exact(block, "1.5")
 
