@@ -8,7 +8,7 @@ import pytest
 
 from riemann.jobs.generator import Generator, GeneratorSettings
 from riemann.jobs.janitor import Janitor
-from riemann.jobs.retry import DEAD, FAILED, RetryPolicy
+from riemann.jobs.retry import DEAD, FAILED
 from riemann.store import SearchConflictError, Store
 from riemann.strategies import strategy_named
 from tests.integration.conftest import sql
@@ -167,13 +167,3 @@ def test_a_bounded_search_is_extended_by_a_later_bound(store):
     store.ensure_search("exhaustive", 5041, 6000, THRESHOLD)
     assert store.ensure_search("exhaustive", 5041, 9000, THRESHOLD).end_ordinal == 9000
     assert store.ensure_search("exhaustive", 5041, 7000, THRESHOLD).end_ordinal == 9000
-
-
-def test_the_retry_policy_doubles_the_delay_until_the_block_is_dead():
-    policy = RetryPolicy(max_attempts=4, base_delay_seconds=10, max_delay_seconds=25)
-    assert [policy.decide(attempts) for attempts in range(1, 5)] == [
-        (FAILED, 10),
-        (FAILED, 20),
-        (FAILED, 25),
-        (DEAD, 0),
-    ]

@@ -4,8 +4,10 @@ import threading
 
 from riemann.jobs.retry import RetryPolicy
 from riemann.jobs.worker import Worker, WorkerSettings
+from riemann.store import Store
 from riemann.strategies import strategy_named
-from tests.integration.conftest import sql
+from tests.integration.conftest import SERVER_DSN as SERVER_DSN_FOR_ADMIN
+from tests.integration.conftest import database_name, sql, wait_until
 
 EXHAUSTIVE = strategy_named("exhaustive")
 
@@ -84,3 +86,33 @@ def test_a_stop_during_a_block_releases_it_unprocessed(store, dsn):
         ("NOT_STARTED", 0)
     ]
     assert sql(dsn, "SELECT stopped_at IS NOT NULL FROM workers") == [(True,)]
+
+
+def test_a_worker_reconnects_after_losing_the_database(store, dsn):
+    enqueue(store, count=1)
+    stop = threading.Event()
+    worker = Worker(
+        store,
+        WorkerSettings(lease_seconds=30, idle_poll_seconds=0.1),
+        stop,
+        worker_id="reconnecting",
+    )
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    wait_until(lambda: worker.blocks_finished == 1, what="the first block")
+
+    terminated = sql(
+        SERVER_DSN_FOR_ADMIN,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = %(name)s AND pid <> pg_backend_pid()",
+        {"name": database_name(dsn)},
+    )
+    assert terminated
+    with Store(dsn) as other:
+        enqueue(other, count=2)
+    wait_until(lambda: worker.blocks_finished == 3, what="the blocks after the outage")
+    stop.set()
+    thread.join(10)
+    assert sql(dsn, "SELECT count(*) FROM search_blocks WHERE state = 'FINISHED'") == [
+        (3,)
+    ]
