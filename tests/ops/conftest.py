@@ -32,15 +32,6 @@ REQUIRED_COMMANDS = (
 )  # fmt: skip
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """A run stopped with SIGTERM still tears its namespaces and daemons down."""
-
-    def interrupt(signal_number: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-
-
 def missing_prerequisite() -> str | None:
     """Why the ops tests cannot run here, or None when they can."""
     if os.geteuid() != 0:
@@ -69,13 +60,23 @@ def remove_leftovers(engine: DockerEngine) -> None:
     engine.docker("image", "prune", "--force")
 
 
+def _interrupt(signal_number: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @pytest.fixture(scope="session")
-def ops_cache() -> Path:
+def ops_cache() -> Iterator[Path]:
+    """The cache folder; while ops fixtures live, SIGTERM still runs their teardown
+    (namespaces, daemons), as pytest does for Ctrl-C."""
     reason = missing_prerequisite()
     if reason is not None:
         pytest.skip(reason)
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    return CACHE_DIR
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield CACHE_DIR
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
 
 
 @pytest.fixture(scope="session")

@@ -241,6 +241,22 @@ def test_dry_run_prints_the_plan_and_changes_nothing(lab: DeployLab) -> None:
     assert nothing_deployed(lab)
 
 
+def test_only_limits_the_plan_to_one_role(lab: DeployLab) -> None:
+    dry_run = lab.deploy(lab.write_env("only-worker"), "--only", "worker", "--dry-run")
+    assert dry_run.returncode == 0, dry_run.stdout + dry_run.stderr
+    assert f"worker host {lab.worker.address}" in dry_run.stdout
+    assert "database host" not in dry_run.stdout
+    assert "generator host" not in dry_run.stdout
+
+
+def test_a_missing_setting_is_one_clear_line(lab: DeployLab) -> None:
+    refused = lab.deploy(lab.write_env("no-password", POSTGRES_PASSWORD=""))
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "deploy: POSTGRES_PASSWORD is not set; see .env.template"
+    ]
+
+
 def test_unknown_host_key_is_refused_before_anything_changes(lab: DeployLab) -> None:
     known_hosts = lab.laptop_dir / "known-without-worker"
     known_hosts.write_text(

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from .conftest import REPO_ROOT
-from .hosts import DockerEngine
+from .hosts import DockerEngine, wait_until
 
 pytestmark = pytest.mark.ops
 
@@ -33,8 +33,6 @@ def test_stand_in_postgres_image_answers_pg_isready(
         "--env", "POSTGRES_USER=riemann", "--env", "POSTGRES_DB=riemann", "postgres:16",
     )  # fmt: skip
     try:
-        from .hosts import wait_until
-
         wait_until(
             lambda: (
                 docker_engine.docker(
