@@ -349,7 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser.add_argument(
         "--no-progress",
         action="store_true",
-        help="log progress lines instead of drawing progress bars",
+        help="log progress lines instead of drawing progress bars (on a terminal the "
+        "bars replace the INFO log lines; warnings and errors still show)",
     )
     _add_retry_options(run_parser)
 

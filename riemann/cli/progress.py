@@ -74,28 +74,41 @@ def take_snapshot(
     return Snapshot(progress, completed, done_segments, rate)
 
 
-def summary_line(strategy: Strategy[Any], snapshot: Snapshot) -> str:
+def short_number(n: int) -> str:
+    """n itself when short, else its leading digits and its length."""
+    digits = str(n)
+    if len(digits) <= 24:
+        return digits
+    return f"{digits[0]}.{digits[1:7]}e{len(digits) - 1} ({len(digits)} digits)"
+
+
+def summary_lines(strategy: Strategy[Any], snapshot: Snapshot) -> tuple[str, str]:
+    """The headline above the bars: where the search stands, and its best witness."""
     progress = snapshot.progress
+    through = snapshot.completed_through or "nothing yet"
     best = (
-        f"best above 5040: W = {progress.best_witness_value} at n = {progress.best_n}"
+        f"best above 5040: W = {progress.best_witness_value} "
+        f"at n = {short_number(progress.best_n)}"
         if progress.best_n is not None
         else "best above 5040: none yet"
     )
-    through = snapshot.completed_through or "nothing yet"
     return (
         f"{strategy.name}: complete through {through} | "
         f"{progress.candidates_checked:,} candidates | "
-        f"{snapshot.candidates_per_second:,.0f}/s | {best}"
+        f"{snapshot.candidates_per_second:,.0f}/s",
+        best,
     )
 
 
 class ProgressDisplay:
     """Progress bars redrawn in place on a terminal; log lines elsewhere."""
 
-    def __init__(self, strategy: Strategy[Any], draw_bars: bool) -> None:
+    def __init__(
+        self, strategy: Strategy[Any], draw_bars: bool, console: Console | None = None
+    ) -> None:
         self.strategy = strategy
         self.draw_bars = draw_bars
-        self._console = Console(stderr=True)
+        self._console = console or Console(stderr=True)
         self._bars = Progress(
             TextColumn("{task.description:>12}"),
             BarColumn(bar_width=None),
@@ -131,7 +144,6 @@ class ProgressDisplay:
             self._live.__exit__(exc_type, exc, tb)
 
     def show(self, snapshot: Snapshot) -> None:
-        line = summary_line(self.strategy, snapshot)
         if not self.draw_bars:
             now = time.monotonic()
             if now - self._last_log >= LOG_EVERY_SECONDS:
@@ -148,7 +160,7 @@ class ProgressDisplay:
                     },
                 )
             return
-        self._headline.plain = line
+        self._headline.plain = "\n".join(summary_lines(self.strategy, snapshot))
         shown = set()
         for label, done, total in snapshot.segments:
             shown.add(label)

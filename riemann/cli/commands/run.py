@@ -109,10 +109,11 @@ def run(args: argparse.Namespace) -> int:
     settings = generator_settings(args, poll_seconds=LOCAL_POLL_SECONDS)
     workers = worker_count(args, default=os.cpu_count() or 1)
     draw_bars = not args.no_progress and sys.stderr.isatty()
-    child_level = (
-        args.log_level if not draw_bars else max_level(args.log_level, "WARNING")
-    )
-    worker_log_setup = child_log_setup(child_level, args.log_format)
+    if draw_bars:
+        # The bars say what INFO lines would; only problems are logged above them.
+        args.log_level = max_level(args.log_level, "WARNING")
+        output.configure_logging(args.log_level, args.log_format)
+    worker_log_setup = child_log_setup(args.log_level, args.log_format)
 
     server = None
     dsn = config.configured_dsn(args.dsn, os.environ)
