@@ -11,7 +11,10 @@ of the application image, and checks in a loop:
   its last log lines, and at most one an hour for a container in a crash loop;
 - stall: no block has finished for a configurable time; one email per stall;
 - counterexamples: a stored candidate n > 5040 has a witness value of at least
-  e^gamma; an email at once, the finding in its subject and first line.
+  e^gamma; an email at once, the finding in its subject and first line;
+- blindness: the Docker engine or the search status could not be read for a while
+  (a wrong socket, no permission on it, an unreachable database); one email each
+  until they can be read again.
 
 It reads Docker through the Engine API (standard library HTTP over the socket named by
 DOCKER_HOST) and the search through the `riemann` command line (`status --json`,
@@ -148,6 +151,7 @@ class MonitorSettings:
     interval: float
     checks: frozenset[Check]
     stall_after: dt.timedelta
+    engine_unreadable_after: dt.timedelta
     selection: ContainerSelection
     repeat_after: dt.timedelta
     log_lines: int
@@ -260,6 +264,15 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="alert when no block has finished for this long "
         "(RIEMANN_ALERT_STALL_AFTER, default %(default)s)",
+    )
+    parser.add_argument(
+        "--engine-unreadable-after",
+        type=float,
+        default=_setting(environ, "RIEMANN_ALERT_ENGINE_UNREADABLE_AFTER", "600"),
+        metavar="SECONDS",
+        help="alert when the Docker engine could not be read for this long, since "
+        "no exit can be seen meanwhile (RIEMANN_ALERT_ENGINE_UNREADABLE_AFTER, "
+        "default %(default)s)",
     )
     parser.add_argument(
         "--compose-project",
@@ -484,10 +497,15 @@ def settings_environment(
 def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> MonitorSettings:
     """The settings from the options, over the environment's values."""
     options = build_parser(environ).parse_args(argv)
-    if options.interval <= 0 or options.stall_after <= 0 or options.repeat_after < 0:
+    if (
+        options.interval <= 0
+        or options.stall_after <= 0
+        or options.repeat_after < 0
+        or options.engine_unreadable_after < 0
+    ):
         raise ConfigurationError(
             "the interval and the stall time must be positive numbers of seconds, "
-            "the repeat time zero or more"
+            "the repeat time and the engine unreadable time zero or more"
         )
     if options.log_lines < 0:
         raise ConfigurationError("--log-lines must be zero or more")
@@ -502,6 +520,7 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> MonitorSet
         interval=options.interval,
         checks=parse_checks(options.checks),
         stall_after=dt.timedelta(seconds=options.stall_after),
+        engine_unreadable_after=dt.timedelta(seconds=options.engine_unreadable_after),
         selection=ContainerSelection(
             compose_project=options.compose_project.strip(),
             name_prefix=options.name_prefix.strip(),
@@ -532,6 +551,7 @@ class AlertKind(enum.Enum):
     EXIT = "exit"
     STALL = "stall"
     STATUS_UNREADABLE = "status_unreadable"
+    ENGINE_UNREADABLE = "engine_unreadable"
     COUNTEREXAMPLE = "counterexample"
     MONITOR_FAILED = "monitor_failed"
 
@@ -585,6 +605,13 @@ class MonitorState:
     # When the monitor first watched this search: a stall before any block finished
     # counts from here, also across restarts and `--once` runs from cron.
     watching_since: dt.datetime | None = None
+    # Since when the search status, or the Docker engine, could not be read, and
+    # whether that was emailed; kept here so that `--once` runs from cron count the
+    # time across runs as one long-running monitor does.
+    status_unreadable_since: dt.datetime | None = None
+    status_unreadable_reported: bool = False
+    engine_unreadable_since: dt.datetime | None = None
+    engine_unreadable_reported: bool = False
 
     def settled(self, alert: Alert, now: dt.datetime) -> MonitorState:
         """The state once `alert` was sent at `now`."""
@@ -605,6 +632,10 @@ class MonitorState:
             )
         if alert.kind is AlertKind.STALL:
             return dataclasses.replace(self, reported_stall=alert.keys[0])
+        if alert.kind is AlertKind.STATUS_UNREADABLE:
+            return dataclasses.replace(self, status_unreadable_reported=True)
+        if alert.kind is AlertKind.ENGINE_UNREADABLE:
+            return dataclasses.replace(self, engine_unreadable_reported=True)
         return self
 
     def with_exits_logged(self, exits: Sequence[ContainerExit]) -> MonitorState:
@@ -643,9 +674,11 @@ class MonitorState:
                 "events_until_ns": self.events_until_ns,
                 "reported_counterexamples": sorted(self.reported_counterexamples),
                 "reported_stall": self.reported_stall,
-                "watching_since": (
-                    self.watching_since.isoformat() if self.watching_since else None
-                ),
+                "watching_since": _time_text(self.watching_since),
+                "status_unreadable_since": _time_text(self.status_unreadable_since),
+                "status_unreadable_reported": self.status_unreadable_reported,
+                "engine_unreadable_since": _time_text(self.engine_unreadable_since),
+                "engine_unreadable_reported": self.engine_unreadable_reported,
             },
             indent=2,
         )
@@ -659,7 +692,6 @@ class MonitorState:
         logged = document.get("exits_logged_since_email") or {}
         events_until_ns = document.get("events_until_ns")
         stall = document.get("reported_stall")
-        watching_since = document.get("watching_since")
         if not isinstance(emailed, dict) or not isinstance(logged, dict):
             raise ValueError("the monitor state's exit records are not objects")
         return cls(
@@ -678,12 +710,25 @@ class MonitorState:
                 _strings(document.get("reported_counterexamples", []))
             ),
             reported_stall=stall if isinstance(stall, str) else None,
-            watching_since=(
-                dt.datetime.fromisoformat(watching_since)
-                if isinstance(watching_since, str)
-                else None
+            watching_since=_time_field(document, "watching_since"),
+            status_unreadable_since=_time_field(document, "status_unreadable_since"),
+            status_unreadable_reported=bool(
+                document.get("status_unreadable_reported", False)
+            ),
+            engine_unreadable_since=_time_field(document, "engine_unreadable_since"),
+            engine_unreadable_reported=bool(
+                document.get("engine_unreadable_reported", False)
             ),
         )
+
+
+def _time_text(moment: dt.datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _time_field(document: Mapping[str, object], name: str) -> dt.datetime | None:
+    value = document.get(name)
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 def _strings(value: object) -> list[str]:
@@ -962,6 +1007,35 @@ def status_unreadable_alert(
     )
 
 
+def engine_unreadable_alert(
+    failing_since: dt.datetime,
+    now: dt.datetime,
+    unreadable_after: dt.timedelta,
+    docker_host: str,
+    reason: str,
+    host_name: str,
+) -> Alert | None:
+    """When the Docker engine could not be read for `unreadable_after`: until it
+    can, no exited container is seen."""
+    if now - failing_since < unreadable_after:
+        return None
+    waited = _duration_text(now - failing_since)
+    body = (
+        f"The monitor on host {host_name} could not read the Docker engine at "
+        f"{docker_host} for {waited}, so it cannot see containers of the search "
+        "that exit.\n\n"
+        f"Last error: {reason}\n\n"
+        "Check that the engine runs, that DOCKER_HOST names its socket, and that "
+        "the monitor may use that socket: in a container, the socket mounted and "
+        "its group added (RIEMANN_DOCKER_GID for the compose service).\n"
+    )
+    return Alert(
+        kind=AlertKind.ENGINE_UNREADABLE,
+        subject=f"[riemann] Docker engine unreadable for {waited} on {host_name}",
+        body=body,
+    )
+
+
 def _duration_text(duration: dt.timedelta) -> str:
     minutes = int(duration.total_seconds() // 60)
     if minutes < 120:
@@ -1205,6 +1279,12 @@ class DockerEngine:
             connection.request("GET", path)
             response = connection.getresponse()
             content = response.read()
+        except PermissionError as exc:
+            raise CheckError(
+                f"no permission to use the Docker engine socket {self._socket_path}: "
+                "run the monitor in the socket's group (RIEMANN_DOCKER_GID for the "
+                f"compose service): {exc}"
+            ) from exc
         except (OSError, http.client.HTTPException) as exc:
             raise CheckError(f"Docker engine unreachable: {exc}") from exc
         finally:
@@ -1467,8 +1547,15 @@ class Mailer:
         try:
             with self._connect() as client:
                 if settings.user:
-                    client.login(settings.user, settings.password)
+                    _login(client, settings.user, settings.password)
                 client.send_message(self._message(alert))
+        except _LoginEncodingError:
+            LOG.error(
+                "alert not sent: the SMTP login could not be sent, "
+                "RIEMANN_SMTP_USER or RIEMANN_SMTP_PASSWORD has characters other than "
+                "ASCII, which smtplib cannot send; check them; retrying next round",
+                extra=fields,
+            )
         except smtplib.SMTPAuthenticationError as exc:
             LOG.error(
                 "alert not sent: the SMTP server refused the login, check "
@@ -1501,6 +1588,20 @@ class Mailer:
             LOG.info("alert sent", extra={**fields, "subject": alert.subject})
             return True
         return False
+
+
+class _LoginEncodingError(Exception):
+    """The user or password is not ASCII, the only encoding smtplib logs in with."""
+
+
+def _login(client: smtplib.SMTP, user: str, password: str) -> None:
+    """Log in; smtplib encodes the credentials as ASCII and raises a
+    UnicodeEncodeError naming the offending character, which must not reach a log
+    line, so that error is replaced by one that carries nothing of the password."""
+    try:
+        client.login(user, password)
+    except UnicodeEncodeError:
+        raise _LoginEncodingError() from None
 
 
 def _smtp_reply(error: smtplib.SMTPException) -> str:
@@ -1569,8 +1670,6 @@ class Monitor:
             self._state = dataclasses.replace(self._state, watching_since=clock())
             save_state(settings.state_file, self._state)
         self._watching_since: dt.datetime = self._state.watching_since or clock()
-        self._status_failing_since: dt.datetime | None = None
-        self._status_failure_reported = False
 
     def check_once(self) -> bool:
         """Run every check; True when each could run and every alert was sent."""
@@ -1625,8 +1724,16 @@ class Monitor:
                 "exit check skipped: Docker engine unreadable",
                 extra={"docker_host": self._settings.docker_host, "error": str(exc)},
             )
+            self._engine_unreadable(str(exc))
             return False
 
+        if self._state.engine_unreadable_since is not None:
+            LOG.info("Docker engine readable again")
+            self._state = dataclasses.replace(
+                self._state,
+                engine_unreadable_since=None,
+                engine_unreadable_reported=False,
+            )
         self._state = self._state.forget_removed_containers(existing)
         decision = decide_exits(
             exits,
@@ -1718,8 +1825,14 @@ class Monitor:
             )
             return self._status_unreadable(now, str(exc))
 
-        self._status_failing_since = None
-        self._status_failure_reported = False
+        if self._state.status_unreadable_since is not None:
+            LOG.info("search status readable again")
+            self._state = dataclasses.replace(
+                self._state,
+                status_unreadable_since=None,
+                status_unreadable_reported=False,
+            )
+            save_state(self._settings.state_file, self._state)
         alert = stall_alert(
             status,
             now,
@@ -1734,20 +1847,47 @@ class Monitor:
         return self._send(alert)
 
     def _status_unreadable(self, now: dt.datetime, reason: str) -> bool:
-        if self._status_failing_since is None:
-            self._status_failing_since = now
-        if self._status_failure_reported:
+        since = self._state.status_unreadable_since
+        if since is None:
+            since = now
+            self._state = dataclasses.replace(
+                self._state, status_unreadable_since=since
+            )
+            save_state(self._settings.state_file, self._state)
+        if self._state.status_unreadable_reported:
             return False
         alert = status_unreadable_alert(
-            self._status_failing_since,
+            since, now, self._settings.stall_after, reason, self._host_name
+        )
+        if alert is not None:
+            self._send(alert)
+        return False
+
+    def _engine_unreadable(self, reason: str) -> None:
+        now = self._clock()
+        since = self._state.engine_unreadable_since
+        if since is None:
+            since = now
+            self._state = dataclasses.replace(
+                self._state, engine_unreadable_since=since
+            )
+            save_state(self._settings.state_file, self._state)
+        if self._state.engine_unreadable_reported:
+            return
+        alert = engine_unreadable_alert(
+            since,
             now,
-            self._settings.stall_after,
+            self._settings.engine_unreadable_after,
+            self._settings.docker_host,
             reason,
             self._host_name,
         )
-        if alert is not None and self._mailer.send(alert):
-            self._status_failure_reported = True
-        return False
+        if alert is not None:
+            LOG.error(
+                "Docker engine unreadable too long: emailing",
+                extra={"docker_host": self._settings.docker_host},
+            )
+            self._send(alert)
 
 
 def resolve_host_name(settings: MonitorSettings, engine: DockerEngine) -> str:

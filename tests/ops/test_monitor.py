@@ -30,6 +30,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from .hosts import wait_until
+
 pytestmark = pytest.mark.ops
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -574,6 +576,64 @@ def test_monitor_understands_the_real_search_command_line(
     assert "FINISHED 1" in stall.get_content()
 
 
+def test_unreadable_status_is_emailed_once_across_runs_from_cron(
+    tmp_path, fake_riemann, plain_smtp
+):
+    (fake_riemann.folder / "status.json").write_text("not json")
+    environment = monitor_environment(
+        tmp_path,
+        plain_smtp.environment(),
+        {"RIEMANN_ALERT_CHECKS": "stall", "RIEMANN_ALERT_STALL_AFTER": "0.5"},
+    )
+
+    first = run_once(environment)
+    assert first.returncode == 1
+    assert plain_smtp.mailbox.messages == []
+    # Each run is a new process: only the state file carries the time across.
+    wait_until(
+        lambda: run_once(environment) and plain_smtp.mailbox.messages,
+        timeout=30,
+        what="the status unreadable email",
+    )
+    again = run_once(environment)
+
+    assert again.returncode == 1
+    (message,) = plain_smtp.mailbox.messages
+    assert "search status unreadable" in message["Subject"]
+    assert "not JSON" in message.get_content()
+
+
+def test_unreadable_docker_engine_is_emailed_once_across_runs_from_cron(
+    tmp_path, plain_smtp
+):
+    absent_socket = tmp_path / "no-engine" / "docker.sock"
+    environment = monitor_environment(
+        tmp_path,
+        plain_smtp.environment(),
+        {
+            "RIEMANN_ALERT_CHECKS": "exits",
+            "DOCKER_HOST": f"unix://{absent_socket}",
+            "RIEMANN_ALERT_ENGINE_UNREADABLE_AFTER": "0.5",
+        },
+    )
+
+    first = run_once(environment)
+    assert first.returncode == 1
+    assert "Docker engine unreadable" in first.stderr
+    assert plain_smtp.mailbox.messages == []
+    wait_until(
+        lambda: run_once(environment) and plain_smtp.mailbox.messages,
+        timeout=30,
+        what="the engine unreadable email",
+    )
+    again = run_once(environment)
+
+    assert again.returncode == 1
+    (message,) = plain_smtp.mailbox.messages
+    assert "Docker engine unreadable" in message["Subject"]
+    assert str(absent_socket) in message.get_content()
+
+
 # --- Mail failures --------------------------------------------------------------------
 
 
@@ -599,6 +659,34 @@ def test_wrong_smtp_password_is_one_clear_log_line_and_the_monitor_keeps_running
     assert "RIEMANN_SMTP_PASSWORD" in refusal
     assert "535" in refusal
     assert wrong_password not in running.log()
+    assert "Traceback" not in running.log()
+    assert starttls_smtp.mailbox.messages == []
+
+
+def test_non_ascii_smtp_password_is_one_clear_log_line_and_the_monitor_keeps_running(
+    tmp_path, fake_riemann, starttls_smtp, running_monitors
+):
+    # smtplib logs in with ASCII only: its UnicodeEncodeError names the character.
+    password = "mot-de-passe-\u00e9t\u00e9-41c2"
+    environment = monitor_environment(
+        tmp_path,
+        starttls_smtp.environment(password=password),
+        {"RIEMANN_ALERT_CHECKS": "stall", "RIEMANN_ALERT_INTERVAL": "0.2"},
+    )
+
+    running = RunningMonitor.start(environment)
+    running_monitors.append(running)
+    running.wait_for_log("SMTP login could not be sent", count=2)
+    still_running = running.process.poll() is None
+    exit_code = running.stop()
+
+    assert still_running
+    assert exit_code == 0
+    refusal = next(
+        line for line in running.lines if "SMTP login could not be sent" in line
+    )
+    assert "RIEMANN_SMTP_PASSWORD" in refusal
+    assert "\u00e9" not in running.log()
     assert "Traceback" not in running.log()
     assert starttls_smtp.mailbox.messages == []
 

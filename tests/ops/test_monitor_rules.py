@@ -245,6 +245,22 @@ def test_status_unreadable_is_reported_after_the_stall_time():
     assert "refused" in alert.body
 
 
+def test_engine_unreadable_is_reported_after_its_own_time_once_settled():
+    ten_minutes = dt.timedelta(minutes=10)
+    early = monitor.engine_unreadable_alert(
+        NOW - ten_minutes / 2, NOW, ten_minutes, "unix:///x.sock", "denied", "h"
+    )
+    alert = monitor.engine_unreadable_alert(
+        NOW - ten_minutes, NOW, ten_minutes, "unix:///x.sock", "denied", "h"
+    )
+
+    assert early is None
+    assert alert is not None
+    assert "unix:///x.sock" in alert.body
+    assert "denied" in alert.body
+    assert monitor.MonitorState().settled(alert, NOW).engine_unreadable_reported
+
+
 def test_parse_status_reads_utc_times_with_or_without_zone():
     with_zone = monitor.parse_status(
         json.dumps({"last_finished_at": "2026-06-01T10:00:00Z", "strategies": []})
@@ -421,9 +437,23 @@ def test_state_survives_its_file_format():
         reported_counterexamples=frozenset({"10080"}),
         reported_stall="never",
         watching_since=NOW,
+        status_unreadable_since=NOW - HOUR,
+        status_unreadable_reported=True,
+        engine_unreadable_since=NOW - 2 * HOUR,
+        engine_unreadable_reported=True,
     )
 
     assert monitor.MonitorState.from_json(state.to_json()) == state
+
+
+def test_state_of_an_older_monitor_reads_as_nothing_unreadable():
+    older = json.dumps({"reported_exits": [], "watching_since": NOW.isoformat()})
+
+    state = monitor.MonitorState.from_json(older)
+
+    assert state.status_unreadable_since is None
+    assert state.engine_unreadable_since is None
+    assert not state.engine_unreadable_reported
 
 
 @pytest.mark.parametrize(
