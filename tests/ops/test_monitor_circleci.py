@@ -12,12 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-# TODO(issue 5): PyYAML is on the CI machine only through other tools; once
-# requirements-dev.txt pins it, import it plainly.
-yaml = pytest.importorskip(
-    "yaml", reason="PyYAML is not installed: pin it in requirements-dev.txt"
-)
+import yaml
 
 CONFIG_PATH = Path(__file__).resolve().parents[2] / ".circleci" / "config.yml"
 
@@ -67,6 +62,20 @@ def test_postgres_runs_from_a_postgres_image_in_the_tests_network(config):
     assert job["environment"]["POSTGRES_IMAGE"].startswith("postgres:")
     assert '"$POSTGRES_IMAGE"' in command
     assert "--network container:riemann-ci" in command
+
+
+def test_postgres_has_the_roles_and_databases_the_tests_connect_as(config):
+    # tests/integration connects as postgres; the monitor's tests and the riemann
+    # commands as root, the user the tests run as; databases test, root and postgres.
+    command = run_steps(config)["test/Start the PostgreSQL service beside the tests"]
+    start = command.split('"$POSTGRES_IMAGE"')[0]
+
+    assert "POSTGRES_USER" not in start or "POSTGRES_USER=postgres" in start
+    assert "createuser --host 127.0.0.1 --username postgres --superuser root" in (
+        command
+    )
+    for database in ("test", "root"):
+        assert f"createdb --host 127.0.0.1 --username postgres {database}" in command
 
 
 def test_every_run_step_is_valid_shell(config):
