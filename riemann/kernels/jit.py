@@ -14,7 +14,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import numba
 
@@ -67,11 +67,14 @@ def _choose_cache_folder() -> None:
 _choose_cache_folder()
 
 
-def compiled(kernel: KernelT) -> KernelT:
+def compiled(kernel: KernelT, *, inline: bool = False) -> KernelT:
     """`kernel` compiled in nopython mode, cached on disk, with its Python type.
 
     numba ships no type information, so the compiled dispatcher is cast back to the
     signature of the Python function it compiles. With NUMBA_DISABLE_JIT=1 the
-    function runs as plain Python (for coverage and debugging).
+    function runs as plain Python (for coverage and debugging). `inline` makes numba
+    copy the function into every compiled caller, for small steps of a hot loop that
+    a call would slow down.
     """
-    return cast(KernelT, numba.njit(cache=True, nogil=True)(kernel))
+    inlining: Literal["always", "never"] = "always" if inline else "never"
+    return cast(KernelT, numba.njit(cache=True, nogil=True, inline=inlining)(kernel))

@@ -61,6 +61,9 @@ Decisions. A candidate is flagged for exact settling when d̂ >= min(c_T, c_best
   extra 2 mu + G covers the rounding of that subtraction.
 A candidate whose λ̂ falls outside the table is always flagged. Every candidate not
 flagged is only counted, and the flagged ones decide the block exactly.
+
+`log_witness_estimates` returns d̂, G_j and mu for a run of candidates, computed by the
+same compiled steps as the scan, so tests can hold the bound above against MPFR.
 """
 
 import math
@@ -206,6 +209,92 @@ def threshold_cut(threshold: str, margin: float) -> float:
         return float_below(gmpy2.log(value) - margin)
 
 
+def _next_partition(
+    level: int,
+    m: int,
+    q: int,
+    parts: npt.NDArray[np.int64],
+    prefix_log_n: npt.NDArray[np.float64],
+    prefix_log_ratio: npt.NDArray[np.float64],
+    row_start: npt.NDArray[np.int64],
+    log_n_terms: npt.NDArray[np.float64],
+    log_ratio_terms: npt.NDArray[np.float64],
+) -> tuple[int, int, int]:
+    """(level, m, q) of the partition after parts[:m] and q ones, in search order.
+
+    Rewrites `parts` and the prefix sums from the lowered part on; those before it
+    are unchanged (ZS1, see the module docstring).
+    """
+    if m == 0:
+        # (1, ..., 1) is the last partition of its level; (L + 1) comes next.
+        level += 1
+        parts[0] = level
+        prefix_log_n[1] = log_n_terms[level]
+        prefix_log_ratio[1] = log_ratio_terms[level]
+        return level, 1, 0
+    if parts[m - 1] == 2:
+        return level, m - 1, q + 2
+    lowered = parts[m - 1] - 1
+    to_place = q + 1
+    position = m - 1
+    whole_parts = to_place // lowered
+    remainder = to_place - whole_parts * lowered
+    for _ in range(whole_parts + 1):
+        parts[position] = lowered
+        term = row_start[position] + lowered
+        prefix_log_n[position + 1] = prefix_log_n[position] + log_n_terms[term]
+        prefix_log_ratio[position + 1] = (
+            prefix_log_ratio[position] + log_ratio_terms[term]
+        )
+        position += 1
+    if remainder >= 2:
+        parts[position] = remainder
+        term = row_start[position] + remainder
+        prefix_log_n[position + 1] = prefix_log_n[position] + log_n_terms[term]
+        prefix_log_ratio[position + 1] = (
+            prefix_log_ratio[position] + log_ratio_terms[term]
+        )
+        return level, position + 1, 0
+    return level, position, remainder
+
+
+next_partition_step = compiled(_next_partition, inline=True)
+
+
+def _log_witness_estimate(
+    m: int,
+    q: int,
+    prefix_log_n: npt.NDArray[np.float64],
+    prefix_log_ratio: npt.NDArray[np.float64],
+    ones_log_n: npt.NDArray[np.float64],
+    ones_log_ratio: npt.NDArray[np.float64],
+    log_log_coefficients: npt.NDArray[np.float64],
+    log_log_base: int,
+) -> tuple[float, float]:
+    """(d̂, G_j) for the partition parts[:m] and q ones whose prefix sums are given:
+    d̂ - mu - G_j <= ln W(n) <= d̂ + mu (module docstring); (inf, inf) off the table."""
+    k = m + q
+    log_n = prefix_log_n[m] + (ones_log_n[k] - ones_log_n[m])
+    log_ratio = prefix_log_ratio[m] + (ones_log_ratio[k] - ones_log_ratio[m])
+    log_log_n, gap = log_log_lower_bound(log_n, log_log_coefficients, log_log_base)
+    return log_ratio - log_log_n, gap
+
+
+log_witness_estimate = compiled(_log_witness_estimate, inline=True)
+
+
+def _best_cut_below(estimate: float, gap: float, margin: float) -> float:
+    """fl(d̂_c - 2 (2 mu + G_c)): a candidate whose d̂ is below it is worse than c.
+
+    From ln W(n) <= d̂ + mu < d̂_c - mu - G_c <= ln W(c); the doubled terms cover
+    the rounding of this subtraction (module docstring, "Decisions").
+    """
+    return estimate - 2.0 * (2.0 * margin + gap)
+
+
+best_cut_below = compiled(_best_cut_below, inline=True)
+
+
 def _scan_partitions(
     state: npt.NDArray[np.int64],
     parts: npt.NDArray[np.int64],
@@ -251,59 +340,34 @@ def _scan_partitions(
     flagged = 0
     while scanned < count and flagged < capacity:
         if advance:
-            if m == 0:
-                # (1, ..., 1) is the last partition of its level; (L + 1) comes next.
-                level += 1
-                parts[0] = level
-                m = 1
-                q = 0
-                prefix_log_n[1] = log_n_terms[level]
-                prefix_log_ratio[1] = log_ratio_terms[level]
-            elif parts[m - 1] == 2:
-                m -= 1
-                q += 2
-            else:
-                lowered = parts[m - 1] - 1
-                to_place = q + 1
-                position = m - 1
-                whole_parts = to_place // lowered
-                remainder = to_place - whole_parts * lowered
-                for _ in range(whole_parts + 1):
-                    parts[position] = lowered
-                    term = row_start[position] + lowered
-                    prefix_log_n[position + 1] = (
-                        prefix_log_n[position] + log_n_terms[term]
-                    )
-                    prefix_log_ratio[position + 1] = (
-                        prefix_log_ratio[position] + log_ratio_terms[term]
-                    )
-                    position += 1
-                if remainder >= 2:
-                    parts[position] = remainder
-                    term = row_start[position] + remainder
-                    prefix_log_n[position + 1] = (
-                        prefix_log_n[position] + log_n_terms[term]
-                    )
-                    prefix_log_ratio[position + 1] = (
-                        prefix_log_ratio[position] + log_ratio_terms[term]
-                    )
-                    position += 1
-                    q = 0
-                else:
-                    q = remainder
-                m = position
+            level, m, q = next_partition_step(
+                level,
+                m,
+                q,
+                parts,
+                prefix_log_n,
+                prefix_log_ratio,
+                row_start,
+                log_n_terms,
+                log_ratio_terms,
+            )
         advance = True
         scanned += 1
 
-        k = m + q
-        log_n = prefix_log_n[m] + (ones_log_n[k] - ones_log_n[m])
-        log_ratio = prefix_log_ratio[m] + (ones_log_ratio[k] - ones_log_ratio[m])
-        log_log_n, gap = log_log_lower_bound(log_n, log_log_coefficients, log_log_base)
-        estimate = log_ratio - log_log_n
+        estimate, gap = log_witness_estimate(
+            m,
+            q,
+            prefix_log_n,
+            prefix_log_ratio,
+            ones_log_n,
+            ones_log_ratio,
+            log_log_coefficients,
+            log_log_base,
+        )
         if estimate < cut:
             continue
         # Off the table the bound is (-inf, inf): flagged, but no best to learn from.
-        lower = estimate - 2.0 * (2.0 * margin + gap)
+        lower = best_cut_below(estimate, gap, margin)
         if lower > cut_best:
             cut_best = lower
             cut = min(cut_threshold, cut_best)
@@ -326,6 +390,58 @@ def _scan_partitions(
 scan_partitions_kernel = compiled(_scan_partitions)
 
 
+def _estimate_partitions(
+    state: npt.NDArray[np.int64],
+    parts: npt.NDArray[np.int64],
+    prefix_log_n: npt.NDArray[np.float64],
+    prefix_log_ratio: npt.NDArray[np.float64],
+    row_start: npt.NDArray[np.int64],
+    log_n_terms: npt.NDArray[np.float64],
+    log_ratio_terms: npt.NDArray[np.float64],
+    ones_log_n: npt.NDArray[np.float64],
+    ones_log_ratio: npt.NDArray[np.float64],
+    log_log_coefficients: npt.NDArray[np.float64],
+    log_log_base: int,
+    estimates: npt.NDArray[np.float64],
+    gaps: npt.NDArray[np.float64],
+) -> None:
+    """(d̂, G_j) of each partition from the fresh `state` on, as `_scan_partitions`
+    computes them, into `estimates` and `gaps` (one partition per entry)."""
+    level = state[_LEVEL]
+    m = state[_LONG_PARTS]
+    q = state[_ONES]
+    for i in range(m):
+        term = row_start[i] + parts[i]
+        prefix_log_n[i + 1] = prefix_log_n[i] + log_n_terms[term]
+        prefix_log_ratio[i + 1] = prefix_log_ratio[i] + log_ratio_terms[term]
+    for position in range(estimates.shape[0]):
+        if position > 0:
+            level, m, q = next_partition_step(
+                level,
+                m,
+                q,
+                parts,
+                prefix_log_n,
+                prefix_log_ratio,
+                row_start,
+                log_n_terms,
+                log_ratio_terms,
+            )
+        estimates[position], gaps[position] = log_witness_estimate(
+            m,
+            q,
+            prefix_log_n,
+            prefix_log_ratio,
+            ones_log_n,
+            ones_log_ratio,
+            log_log_coefficients,
+            log_log_base,
+        )
+
+
+estimate_partitions_kernel = compiled(_estimate_partitions)
+
+
 def last_level_of(level: int, index_in_level: int, count: int) -> int:
     """The level of the last of `count` partitions from (level, index_in_level)."""
     remaining = count - (partition_count(level) - index_in_level)
@@ -333,6 +449,86 @@ def last_level_of(level: int, index_in_level: int, count: int) -> int:
         level += 1
         remaining -= partition_count(level)
     return level
+
+
+@dataclass
+class _ScanStart:
+    """What a kernel call needs to walk `count` partitions from a given one."""
+
+    tables: PrimeTables
+    log_log: LogLogTable
+    margin: float
+    state: npt.NDArray[np.int64]
+    parts: npt.NDArray[np.int64]
+    prefix_log_n: npt.NDArray[np.float64]
+    prefix_log_ratio: npt.NDArray[np.float64]
+
+
+def _scan_start(level: int, index_in_level: int, count: int) -> _ScanStart:
+    if level < 2:
+        raise ValueError(f"the kernel scans levels 2 and above, got level {level}")
+    if count < 1:
+        raise ValueError(f"a scan covers at least one partition, got {count}")
+    first = unrank(level, index_in_level)
+    last_level = last_level_of(level, index_in_level, count)
+    tables = prime_tables(last_level)
+    log_log = log_log_table(tables.largest_log_n)
+
+    long_parts = [part for part in first if part >= 2]
+    width = last_level // 2 + 2
+    parts = np.zeros(width, dtype=np.int64)
+    parts[: len(long_parts)] = long_parts
+    state = np.array(
+        [level, len(long_parts), len(first) - len(long_parts), 0], dtype=np.int64
+    )
+    return _ScanStart(
+        tables=tables,
+        log_log=log_log,
+        margin=screen_margin(level, tables, log_log),
+        state=state,
+        parts=parts,
+        prefix_log_n=np.zeros(width + 1, dtype=np.float64),
+        prefix_log_ratio=np.zeros(width + 1, dtype=np.float64),
+    )
+
+
+@dataclass(frozen=True)
+class WitnessEstimates:
+    """The kernel's float view of consecutive candidates, with its error bound.
+
+    For the i-th candidate, d̂ = `estimates[i]` and G_j = `taylor_gaps[i]` satisfy
+    d̂ - mu - G_j <= ln W_mpfr(n) <= d̂ + mu, mu = `margin` (module docstring).
+    """
+
+    estimates: npt.NDArray[np.float64]
+    taylor_gaps: npt.NDArray[np.float64]
+    margin: float
+
+
+def log_witness_estimates(
+    level: int, index_in_level: int, count: int
+) -> WitnessEstimates:
+    """d̂ and G_j for `count` partitions from (level, index_in_level), computed by the
+    same compiled steps, tables and margin as a scan of exactly these partitions."""
+    start = _scan_start(level, index_in_level, count)
+    estimates = np.zeros(count, dtype=np.float64)
+    gaps = np.zeros(count, dtype=np.float64)
+    estimate_partitions_kernel(
+        start.state,
+        start.parts,
+        start.prefix_log_n,
+        start.prefix_log_ratio,
+        start.tables.row_start,
+        start.tables.log_n_terms,
+        start.tables.log_ratio_terms,
+        start.tables.ones_log_n,
+        start.tables.ones_log_ratio,
+        start.log_log.coefficients,
+        start.log_log.base_index,
+        estimates,
+        gaps,
+    )
+    return WitnessEstimates(estimates, gaps, start.margin)
 
 
 def screen_partitions(
@@ -344,26 +540,10 @@ def screen_partitions(
     Every candidate that exceeds `threshold`, reaches e^gamma or is (or ties with)
     the best of these `count` partitions is among them; see the module docstring.
     """
-    if level < 2:
-        raise ValueError(f"the kernel scans levels 2 and above, got level {level}")
-    if count < 1:
-        raise ValueError(f"a scan covers at least one partition, got {count}")
-    first = unrank(level, index_in_level)
-    last_level = last_level_of(level, index_in_level, count)
-    tables = prime_tables(last_level)
-    log_log = log_log_table(tables.largest_log_n)
-    margin = screen_margin(level, tables, log_log)
-
-    long_parts = [part for part in first if part >= 2]
-    width = last_level // 2 + 2
-    parts = np.zeros(width, dtype=np.int64)
-    parts[: len(long_parts)] = long_parts
-    state = np.array(
-        [level, len(long_parts), len(first) - len(long_parts), 0], dtype=np.int64
-    )
-    screen = np.array([threshold_cut(threshold, margin), -math.inf, margin])
-    prefix_log_n = np.zeros(width + 1, dtype=np.float64)
-    prefix_log_ratio = np.zeros(width + 1, dtype=np.float64)
+    start = _scan_start(level, index_in_level, count)
+    tables = start.tables
+    screen = np.array([threshold_cut(threshold, start.margin), -math.inf, start.margin])
+    width = start.parts.shape[0]
     found_level = np.zeros(FOUND_CAPACITY, dtype=np.int64)
     found_ones = np.zeros(FOUND_CAPACITY, dtype=np.int64)
     found_long_parts = np.zeros(FOUND_CAPACITY, dtype=np.int64)
@@ -372,17 +552,17 @@ def screen_partitions(
     remaining = count
     while remaining > 0:
         scanned, flagged = scan_partitions_kernel(
-            state,
-            parts,
-            prefix_log_n,
-            prefix_log_ratio,
+            start.state,
+            start.parts,
+            start.prefix_log_n,
+            start.prefix_log_ratio,
             tables.row_start,
             tables.log_n_terms,
             tables.log_ratio_terms,
             tables.ones_log_n,
             tables.ones_log_ratio,
-            log_log.coefficients,
-            log_log.base_index,
+            start.log_log.coefficients,
+            start.log_log.base_index,
             screen,
             remaining,
             found_level,

@@ -1,18 +1,27 @@
 """The superabundant kernel gives every block the exact path's result, bit for bit."""
 
+import functools
+import itertools
 import random
 
+import gmpy2
 import pytest
 
 from riemann.kernels.superabundant import (
     FOUND_CAPACITY,
+    best_cut_below,
     last_level_of,
+    log_witness_estimates,
     screen_partitions,
 )
-from riemann.partitions import partition_count, rank
+from riemann.partitions import partition_count, partitions_from, rank
 from riemann.strategies import strategy_named
-from riemann.witness import e_gamma
-from tests.naive import superabundant_block_by_brute_force
+from riemann.witness import e_gamma, precise, witness_value
+from tests.naive import (
+    divisor_sum_of_exponents,
+    number_from_exponents,
+    superabundant_block_by_brute_force,
+)
 
 SUPERABUNDANT = strategy_named("superabundant")
 
@@ -120,6 +129,66 @@ def test_a_threshold_at_a_candidates_float_rounding_matches(position):
     assert_kernel_matches_exact(block, repr(float(value)))
 
 
+@functools.cache
+def _sharpest_candidates_below_the_running_best(level, index, size):
+    """The block, and its candidates whose witness value is at least 1e-6 below that
+    of an earlier candidate of the block, by increasing slack d̂ - ln W.
+
+    Being far below the running best, only the threshold can make the screen flag
+    them; with the least slack (the float estimate hardly above the exact value),
+    the threshold cut has no room to spare.
+    """
+    block = block_at(level, index, size)
+    in_order = sorted(
+        SUPERABUNDANT.process_exact(block, "0").records,
+        key=lambda record: (record.level, rank(record.exponents)),
+    )
+    first = SUPERABUNDANT.index_at(block.start_ordinal)
+    estimates = log_witness_estimates(*first, size).estimates.tolist()
+    running_best = in_order[0].witness_value
+    overshadowed = []
+    for record, estimate in zip(in_order[1:], estimates[1:], strict=True):
+        if record.witness_value < running_best * (1 - 1e-6):
+            with precise():
+                slack = estimate - gmpy2.log(record.witness_value)
+            overshadowed.append((slack, record))
+        running_best = max(running_best, record.witness_value)
+    overshadowed.sort(key=lambda pair: pair[0])
+    return block, [record for _, record in overshadowed]
+
+
+def _threshold_off(value, relative):
+    """Decimal text of value * (1 + relative), computed at the project's precision."""
+    with precise():
+        return format(value * (1 + gmpy2.mpfr(relative)), ".80g")
+
+
+@pytest.mark.parametrize(
+    ("level", "index", "size"),
+    [(26, 700, 600), (60, 123_456, 400), (100, 10**8, 300), (140, 7 * 10**11, 300)],
+)
+@pytest.mark.parametrize("sharpest", [0, 1, 2])
+@pytest.mark.parametrize("relative", ["-1e-15", "-1e-17", "1e-15"])
+def test_a_threshold_within_the_margin_of_a_candidate_matches(
+    level, index, size, sharpest, relative
+):
+    # The candidate lies 1e-15 above or below the threshold in relative terms, far
+    # inside the screen's margin mu, and is not the running best of its block, so
+    # the threshold cut alone decides whether the screen hands it to the exact path.
+    # At 1e-17 above, some of these estimates fall below ln T: only mu saves them.
+    block, overshadowed = _sharpest_candidates_below_the_running_best(
+        level, index, size
+    )
+    candidate = overshadowed[sharpest]
+    first = SUPERABUNDANT.index_at(block.start_ordinal)
+    assert log_witness_estimates(*first, block.candidate_count).margin > 1e-15
+
+    exact = assert_kernel_matches_exact(
+        block, _threshold_off(candidate.witness_value, relative)
+    )
+    assert (candidate in exact.records) == relative.startswith("-")
+
+
 @pytest.mark.parametrize("threshold", ["0", "-1", "1e-30"])
 def test_a_threshold_below_every_value_records_every_candidate(threshold):
     block = block_at(24, 100, 900)
@@ -191,3 +260,82 @@ def test_a_block_below_level_2_is_left_to_the_exact_path():
         SUPERABUNDANT.process_exact(block, "1.767")
     with pytest.raises(ValueError, match="n >= 3"):
         SUPERABUNDANT.process(block, "1.767")
+
+
+def _candidates_from(level, index_in_level, count):
+    """`count` exponent vectors in search order from (level, index_in_level), crossing
+    into the next levels, by the plain partition walk."""
+    walks = itertools.chain.from_iterable(
+        partitions_from(later, index_in_level if later == level else 0)
+        for later in itertools.count(level)
+    )
+    return list(itertools.islice(walks, count))
+
+
+def _exact_log_witness_values(level, index_in_level, count):
+    values = []
+    for exponents in _candidates_from(level, index_in_level, count):
+        n = number_from_exponents(exponents)
+        value = witness_value(n, divisor_sum_of_exponents(exponents))
+        with precise():
+            values.append(gmpy2.log(value))
+    return values
+
+
+def _random_scans(count, seed):
+    chooser = random.Random(seed)
+    scans = []
+    for _ in range(count):
+        level = chooser.randint(2, 150)
+        size = chooser.randint(1, 40)
+        # Half of the scans start near the end of a level and run into the next.
+        if chooser.random() < 0.5:
+            index = max(0, partition_count(level) - chooser.randint(1, size))
+        else:
+            index = chooser.randrange(partition_count(level))
+        scans.append((level, index, size))
+    return scans
+
+
+@pytest.mark.parametrize(("level", "index", "size"), _random_scans(80, seed=11))
+def test_the_float_estimate_brackets_the_exact_witness_value(level, index, size):
+    # The documented bound: d̂ - mu - G_j <= ln W_mpfr(n) <= d̂ + mu, checked in
+    # MPFR so the comparison itself rounds nothing.
+    screened = log_witness_estimates(level, index, size)
+    exact = _exact_log_witness_values(level, index, size)
+    with precise():
+        margin = gmpy2.mpfr(screened.margin)
+        for estimate, gap, value in zip(
+            screened.estimates.tolist(),
+            screened.taylor_gaps.tolist(),
+            exact,
+            strict=True,
+        ):
+            assert estimate - margin - gmpy2.mpfr(gap) <= value <= estimate + margin
+
+
+@pytest.mark.parametrize(("level", "index", "size"), _random_scans(40, seed=12))
+def test_the_best_cut_of_a_candidate_is_a_margin_below_its_exact_value(
+    level, index, size
+):
+    # A candidate n left unflagged because d̂_n < cut_c has ln W(n) <= d̂_n + mu <
+    # cut_c + mu, so it is worse than c only if cut_c + mu <= ln W(c).
+    screened = log_witness_estimates(level, index, size)
+    exact = _exact_log_witness_values(level, index, size)
+    with precise():
+        margin = gmpy2.mpfr(screened.margin)
+        for estimate, gap, value in zip(
+            screened.estimates.tolist(),
+            screened.taylor_gaps.tolist(),
+            exact,
+            strict=True,
+        ):
+            cut = best_cut_below(estimate, gap, screened.margin)
+            assert gmpy2.mpfr(cut) + margin <= value
+
+
+def test_estimates_cover_every_candidate_of_a_scan_once():
+    screened = log_witness_estimates(20, partition_count(20) - 5, 30)
+    assert screened.estimates.shape == screened.taylor_gaps.shape == (30,)
+    assert len(set(screened.estimates.tolist())) == 30
+    assert (screened.taylor_gaps > 0).all()
