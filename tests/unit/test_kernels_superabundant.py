@@ -42,23 +42,19 @@ def assert_kernel_matches_exact(block, threshold="1.767"):
     return exact
 
 
-def blocks_of_level(level, size=1_500):
-    """The whole level when small, else its start, its middle, and its end running
-    into the next level."""
-    count = partition_count(level)
-    if count <= 5_000:
-        return [block_at(level, 0, count)]
+def _levels_up_to_45():
+    # From level 35 on a whole level takes the exact path a second or more.
     return [
-        block_at(level, 0, size),
-        block_at(level, count // 2, size),
-        block_at(level, count - size // 2, size),
+        pytest.param(level, marks=pytest.mark.slow) if level >= 35 else level
+        for level in range(2, 46)
     ]
 
 
-@pytest.mark.parametrize("level", range(2, 46))
+@pytest.mark.parametrize("level", _levels_up_to_45())
 def test_every_level_up_to_45_matches_the_exact_path(level):
-    for block in blocks_of_level(level):
-        assert_kernel_matches_exact(block)
+    whole_level = block_at(level, 0, partition_count(level))
+    exact = assert_kernel_matches_exact(whole_level)
+    assert exact.candidates_checked == partition_count(level)
 
 
 def test_whole_levels_in_one_block_match_with_records():
