@@ -438,6 +438,84 @@ def test_monitor_runs_in_a_container_of_the_base_image_through_the_engine_socket
     assert "Traceback" not in result.stderr
 
 
+@pytest.fixture
+def smtp_on_the_engines_network(tmp_path, docker_engine) -> Iterator[SmtpServer]:
+    """STARTTLS and a login, on this machine's address as the engine's containers
+    reach it, with a certificate for that address."""
+    address = docker_engine.gateway
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={address}",
+         "-addext", f"subjectAltName=IP:{address}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = SmtpServer(free_port(), Mailbox(), "starttls", ca_file=cert, login=True)
+    controller = Controller(
+        server.mailbox,
+        hostname=address,
+        port=server.port,
+        tls_context=server_tls_context((cert, key)),
+        require_starttls=True,
+        authenticator=accept_only_the_right_login,
+        auth_required=True,
+    )
+    controller.start()
+    yield server
+    controller.stop()
+
+
+def run_monitor_job(docker_engine, app_image, smtp, project, *options):
+    """`docker run IMAGE monitor --once` as the image's user, the engine's socket
+    mounted, the CA file too."""
+    settings = {
+        **smtp.environment(),
+        "RIEMANN_SMTP_HOST": docker_engine.gateway,
+        "RIEMANN_SMTP_CA_FILE": "/run/smtp-ca.pem",
+    }
+    environment = [f"--env={name}={value}" for name, value in settings.items()]
+    return docker_engine.docker(
+        "run", "--rm", *options,
+        "--volume", f"{docker_engine.socket}:/var/run/docker.sock",
+        "--volume", f"{smtp.ca_file}:/run/smtp-ca.pem:ro",
+        *environment, app_image,
+        "monitor", "--once", "--checks", "exits", "--compose-project", project,
+        check=False,
+    )  # fmt: skip
+
+
+def test_monitor_job_of_the_app_image_emails_an_exit_as_its_non_root_user(
+    docker_engine, app_image, compose_project, smtp_on_the_engines_network
+):
+    smtp = smtp_on_the_engines_network
+    container = f"{compose_project}-worker-1"
+    docker_engine.docker(
+        "run", "--name", container, "--network", "none",
+        "--label", f"com.docker.compose.project={compose_project}",
+        STAND_IN_IMAGE, "sh", "-c", "echo last words; exit 6",
+        check=False,
+    )  # fmt: skip
+    socket_group = str(os.stat(docker_engine.socket).st_gid)
+
+    # The image's user (not root) may use the socket only in the socket's group.
+    outside = run_monitor_job(docker_engine, app_image, smtp, compose_project)
+    inside = run_monitor_job(
+        docker_engine, app_image, smtp, compose_project, "--group-add", socket_group
+    )
+
+    assert outside.returncode == 1
+    assert "no permission to use the Docker engine socket" in outside.stderr
+    assert "RIEMANN_DOCKER_GID" in outside.stderr
+    assert inside.returncode == 0, inside.stderr
+    (message,) = smtp.mailbox.wait_for(1)
+    assert (
+        f"[riemann] container {container} exited with code 6 on "
+        in (message["Subject"])
+    )
+    assert "last words" in message.get_content()
+    assert SMTP_PASSWORD not in inside.stderr + outside.stderr
+
+
 # --- Counterexamples and stalls -------------------------------------------------------
 
 
