@@ -164,6 +164,8 @@ class Strategy(ABC, Generic[IndexT]):
 
     name: str
     default_start_text: str
+    first_ordinal: int
+    """The ordinal of the first candidate; no block starts before it."""
 
     @abstractmethod
     def parse_index(self, text: str) -> IndexT:
@@ -199,7 +201,23 @@ class Strategy(ABC, Generic[IndexT]):
         """The block's result by the fastest available path (equal to the exact one)."""
         return self.process_exact(block, threshold)
 
+    def refuse_start_before_first(self, start_ordinal: int) -> None:
+        """InvalidIndexError if a block from `start_ordinal` would start before the
+        first candidate."""
+        if start_ordinal < self.first_ordinal:
+            first_text = self.format_index(self.index_at(self.first_ordinal))
+            raise InvalidIndexError(
+                f"a {self.name} block cannot start at ordinal {start_ordinal}: "
+                f"the first candidate is {first_text}, ordinal {self.first_ordinal}"
+            )
+
     def block_between(self, start_ordinal: int, end_ordinal: int) -> SearchBlock:
+        """The block of the ordinals [start_ordinal, end_ordinal).
+
+        InvalidIndexError when it would start before the first candidate, where
+        the index texts could not be read back and no witness value exists.
+        """
+        self.refuse_start_before_first(start_ordinal)
         if end_ordinal <= start_ordinal:
             raise ValueError(f"an empty block [{start_ordinal}, {end_ordinal})")
         return SearchBlock(

@@ -57,6 +57,7 @@ class SuperabundantStrategy(Strategy[SuperabundantIndex]):
 
     def __init__(self) -> None:
         self._levels = _LevelOffsets()
+        self.first_ordinal = self._levels.start_of(FIRST_LEVEL)
 
     def parse_index(self, text: str) -> SuperabundantIndex:
         level_text, colon, index_text = text.strip().partition(":")
@@ -102,6 +103,7 @@ class SuperabundantStrategy(Strategy[SuperabundantIndex]):
         return self._levels.start_of(level + 1)
 
     def process_exact(self, block: SearchBlock, threshold: str) -> BlockResult:
+        self.refuse_start_before_first(block.start_ordinal)
         scan = BlockScan(block, threshold)
         remaining = block.candidate_count
         level, index_in_level = self.index_at(block.start_ordinal)
@@ -123,9 +125,8 @@ class SuperabundantStrategy(Strategy[SuperabundantIndex]):
         # never compute (status, export) should not pay.
         from riemann.kernels.superabundant import screen_partitions
 
+        self.refuse_start_before_first(block.start_ordinal)
         level, index_in_level = self.index_at(block.start_ordinal)
-        if level < FIRST_LEVEL:
-            return self.process_exact(block, threshold)
         scan = BlockScan(block, threshold)
         scan.count_screened(block.candidate_count)
         primes: list[mpz] = []

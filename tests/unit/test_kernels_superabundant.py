@@ -15,7 +15,7 @@ from riemann.kernels.superabundant import (
     screen_partitions,
 )
 from riemann.partitions import partition_count, partitions_from, rank
-from riemann.strategies import strategy_named
+from riemann.strategies import InvalidIndexError, SearchBlock, strategy_named
 from riemann.witness import e_gamma, precise, witness_value
 from tests.naive import (
     divisor_sum_of_exponents,
@@ -250,11 +250,20 @@ def test_bad_scans_are_refused(level, index, count, message):
         list(screen_partitions(level, index, count, "1"))
 
 
-def test_a_block_below_level_2_is_left_to_the_exact_path():
-    block = SUPERABUNDANT.block_between(0, 3)
-    with pytest.raises(ValueError, match="n >= 3"):
+@pytest.mark.parametrize("start", [0, 1])
+def test_a_block_below_level_2_is_refused(start):
+    with pytest.raises(InvalidIndexError, match=r"first candidate is 2:0, ordinal 2"):
+        SUPERABUNDANT.block_between(start, 3)
+    with pytest.raises(InvalidIndexError, match="cannot start at ordinal"):
+        SUPERABUNDANT.next_blocks(start, 5, 2)
+    assert SUPERABUNDANT.block_between(2, 3).start == "2:0"
+
+
+def test_a_hand_made_block_below_level_2_is_refused_by_both_paths():
+    block = SearchBlock("superabundant", "0:0", "2:1", 0, 3)
+    with pytest.raises(InvalidIndexError, match="cannot start at ordinal 0"):
         SUPERABUNDANT.process_exact(block, "1.767")
-    with pytest.raises(ValueError, match="n >= 3"):
+    with pytest.raises(InvalidIndexError, match="cannot start at ordinal 0"):
         SUPERABUNDANT.process(block, "1.767")
 
 

@@ -184,6 +184,12 @@ def test_end_after_level_refuses_levels_without_candidates():
         SUPERABUNDANT.end_after_level(1)
 
 
+def test_an_exhaustive_block_below_3_is_refused():
+    with pytest.raises(InvalidIndexError, match="first candidate is 3, ordinal 3"):
+        EXHAUSTIVE.block_between(2, 10)
+    assert EXHAUSTIVE.block_between(3, 10).start == "3"
+
+
 def test_a_block_whose_end_precedes_its_start_is_refused():
     with pytest.raises(InvalidIndexError, match="does not come after"):
         SUPERABUNDANT.block_from_text("9:3", "9:1")
