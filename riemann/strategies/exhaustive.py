@@ -20,6 +20,7 @@ SMALLEST_CANDIDATE = 3
 class ExhaustiveStrategy(Strategy[int]):
     name = "exhaustive"
     default_start_text = "5041"
+    first_ordinal = SMALLEST_CANDIDATE
 
     def parse_index(self, text: str) -> int:
         try:
