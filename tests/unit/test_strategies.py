@@ -1,5 +1,3 @@
-import itertools
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -73,20 +71,65 @@ def test_default_starts_parse():
     assert SUPERABUNDANT.parse_index(SUPERABUNDANT.default_start_text) == (2, 0)
 
 
+# The candidates of levels 0 to 17 in search order, by plain recursion: the
+# candidate at ordinal k is NAIVE_ORDER[k] (levels 0 and 1 hold one each).
+NAIVE_ORDER = [
+    (level, partition)
+    for level in range(18)
+    for partition in partitions_descending(level)
+]
+NAIVE_ORDINAL = {candidate: k for k, candidate in enumerate(NAIVE_ORDER)}
+
+
+def naive_index(ordinal):
+    """(level, index_in_level) of the candidate at `ordinal`, from NAIVE_ORDER."""
+    level, _ = NAIVE_ORDER[ordinal]
+    first = next(k for k, (other, _) in enumerate(NAIVE_ORDER) if other == level)
+    return level, ordinal - first
+
+
 @given(
-    start=st.integers(min_value=2, max_value=10_000),
-    size=st.integers(min_value=1, max_value=5_000),
-    count=st.integers(min_value=1, max_value=20),
+    start=st.integers(min_value=2, max_value=300),
+    length=st.integers(min_value=1, max_value=800),
+    requests=st.lists(
+        st.tuples(
+            st.integers(min_value=1, max_value=150),
+            st.integers(min_value=1, max_value=4),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
 )
-def test_superabundant_blocks_tile_the_enumeration(start, size, count):
-    blocks = SUPERABUNDANT.next_blocks(start, size, count)
-    assert blocks[0].start_ordinal == start
-    for before, after in itertools.pairwise(blocks):
-        assert before.end_ordinal == after.start_ordinal
-        assert before.end == after.start
-    assert all(block.candidate_count == size for block in blocks)
+def test_superabundant_blocks_tile_the_enumeration(start, length, requests):
+    # Blocks asked for in turns of varying size and count, each turn going on from
+    # where the last ended, as the generator does, up to a search end.
+    end = start + length
+    blocks = []
+    position = start
+    for size, count in requests:
+        turn = SUPERABUNDANT.next_blocks(position, size, count, end)
+        if not turn:
+            break
+        assert turn[0].start_ordinal == position
+        blocks.extend(turn)
+        position = turn[-1].end_ordinal
+
+    covered = min(end, start + sum(size * count for size, count in requests))
+    visited = []
     for block in blocks:
+        assert SUPERABUNDANT.parse_index(block.start) == naive_index(
+            block.start_ordinal
+        )
         assert SUPERABUNDANT.block_from_text(block.start, block.end) == block
+        # Every candidate is a record at threshold 0 (witness values are positive),
+        # so the records are the block's candidates; they come sorted by n, so
+        # order is compared block by block.
+        result = SUPERABUNDANT.process_exact(block, "0")
+        assert result.candidates_checked == len(result.records)
+        visited.extend(
+            sorted(NAIVE_ORDINAL[(r.level, r.exponents)] for r in result.records)
+        )
+    assert visited == list(range(start, covered))
 
 
 @given(
