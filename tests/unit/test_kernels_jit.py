@@ -81,6 +81,19 @@ def test_a_second_process_loads_the_compiled_kernel_from_the_cache(tmp_path):
     assert any(Path(cache).rglob("*.nbi"))
 
 
+@pytest.fixture
+def no_cache_setting(monkeypatch):
+    """NUMBA_CACHE_DIR unset and numba's cache setting empty, both restored after.
+
+    monkeypatch.delenv remembers nothing when the variable is absent, so a value
+    the code under test puts in os.environ would outlive the test; setting the
+    variable first makes monkeypatch record that it was absent.
+    """
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "")
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    monkeypatch.setattr(jit.numba.config, "CACHE_DIR", "")
+
+
 def writable_only(*writable):
     def is_writable(folder):
         return any(folder == allowed for allowed in writable)
@@ -94,30 +107,27 @@ def test_an_explicit_cache_folder_is_kept(monkeypatch):
     assert jit.cache_folder_fallback() is None
 
 
+@pytest.mark.usefixtures("no_cache_setting")
 def test_a_writable_package_folder_keeps_the_cache(monkeypatch):
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    monkeypatch.setattr(jit.numba.config, "CACHE_DIR", "")
     package_cache = Path(jit.__file__).parent / "__pycache__"
     monkeypatch.setattr(jit, "_is_writable", writable_only(package_cache))
     assert jit.cache_folder_fallback() is None
 
 
+@pytest.mark.usefixtures("no_cache_setting")
 def test_a_read_only_package_puts_the_cache_in_the_users_cache_folder(
     monkeypatch, tmp_path
 ):
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    monkeypatch.setattr(jit.numba.config, "CACHE_DIR", "")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     user_cache = tmp_path / "riemann" / "numba"
     monkeypatch.setattr(jit, "_is_writable", writable_only(user_cache))
     assert jit.cache_folder_fallback() == user_cache
 
 
+@pytest.mark.usefixtures("no_cache_setting")
 def test_a_read_only_package_and_home_put_the_cache_in_the_temporary_folder(
     monkeypatch, tmp_path
 ):
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    monkeypatch.setattr(jit.numba.config, "CACHE_DIR", "")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     (tmp_path / "tmp").mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
@@ -137,13 +147,19 @@ def test_a_folder_that_cannot_be_created_is_not_writable(tmp_path):
 def test_choosing_a_fallback_folder_tells_numba_and_child_processes(
     monkeypatch, tmp_path
 ):
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    outside = (os.environ.get("NUMBA_CACHE_DIR"), jit.numba.config.CACHE_DIR)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "")
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
     monkeypatch.setattr(jit.numba.config, "CACHE_DIR", "")
     monkeypatch.setattr(jit, "cache_folder_fallback", lambda: tmp_path)
     jit._choose_cache_folder()
     numba_cache_folder = jit.numba.config.CACHE_DIR
     assert numba_cache_folder == str(tmp_path)
     assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path)
+
+    # The choice must not leak into the tests that run after this one.
+    monkeypatch.undo()
+    assert (os.environ.get("NUMBA_CACHE_DIR"), jit.numba.config.CACHE_DIR) == outside
 
 
 def test_warming_up_loads_both_kernels():
