@@ -18,7 +18,7 @@ from riemann.witness import integer_text, log_of, to_mpfr, witness_value
 
 IndexT = TypeVar("IndexT")
 
-DIGEST_FORMAT = "riemann block result 1"
+DIGEST_FORMAT = "riemann block result 2"
 """First line of the text a digest is taken of; change it whenever that text changes."""
 
 
@@ -72,18 +72,42 @@ class BlockResult:
         object.__setattr__(self, "digest", result_digest(self))
 
 
+THRESHOLD_DIGITS = 80
+"""Significant digits of the threshold in a digest: one decimal per 256-bit value.
+
+Two different 256-bit values differ by at least 2^-256 (about 8.6e-78) of the larger,
+far more than a unit in the 80th significant digit (at most 1e-79 of the value), so
+their correctly rounded 80-digit texts differ.
+"""
+
+
+def threshold_text(threshold: str) -> str:
+    """The threshold's value at the project's precision, in one spelling.
+
+    Every decision compares with that value, so texts that parse to it ("1.767",
+    "1.7670", "+1.767e0") give the same result and must give the same digest, and
+    texts of different values must not: 80 significant digits in scientific
+    notation, "0" for zero of either sign, "inf", "-inf" or "nan".
+    """
+    value = to_mpfr(threshold)
+    if value >= 0 and value <= 0:  # zero of either sign; NaN fails both
+        return "0"
+    return format(value, f".{THRESHOLD_DIGITS - 1}e")
+
+
 def result_digest(result: BlockResult) -> str:
     """SHA-256 of the result's exact quantities, in hexadecimal.
 
-    Only integers and the strings that name the block enter it, never a floating
-    value, so any two correct implementations agree on it.
+    Only integers, the strings that name the block and the threshold's value at
+    the project's precision enter it, never a value rounded by a computation, so
+    any two correct implementations agree on it.
     """
     lines = [
         DIGEST_FORMAT,
         f"strategy {result.block.strategy}",
         f"start {result.block.start}",
         f"end {result.block.end}",
-        f"threshold {result.threshold}",
+        f"threshold {threshold_text(result.threshold)}",
         f"candidates {result.candidates_checked}",
     ]
     if result.best is not None:

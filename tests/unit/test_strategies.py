@@ -1,4 +1,5 @@
 import pytest
+from gmpy2 import mpfr
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -10,7 +11,7 @@ from riemann.strategies import (
     strategy_names,
 )
 from riemann.strategies.base import BlockResult, SearchBlock, WitnessRecord
-from riemann.witness import e_gamma, to_mpfr, witness_value
+from riemann.witness import e_gamma, precise, to_mpfr, witness_value
 from tests.naive import (
     divisor_sum_of_exponents,
     divisor_sums_by_enumeration,
@@ -220,6 +221,37 @@ def test_the_digest_depends_on_exact_quantities_only():
     assert BlockResult(block, "1", 1, rounded, (rounded,)).digest == digest
     assert BlockResult(block, "1", 1, other_sigma, (other_sigma,)).digest != digest
     assert BlockResult(block, "1.5", 1, exact, (exact,)).digest != digest
+
+
+def _digest_at(threshold):
+    block = SearchBlock("exhaustive", "10", "11", 10, 11)
+    record = WitnessRecord(10, 18, to_mpfr("1.0"), to_mpfr("2.3"))
+    return BlockResult(block, threshold, 1, record, (record,)).digest
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ["1.767", "1.7670", "+1.767e0", "17.67e-1", " 1.767", "1.767" + "0" * 90 + "1"],
+        ["0", "-0", "0.000", "0e5"],
+        ["inf", "Infinity", "1e1000000000000"],
+    ],
+)
+def test_thresholds_of_equal_value_give_equal_digests(spellings):
+    # At 256 bits, 1.767 followed by 90 zeros and a 1 is the same value as 1.767,
+    # and 1e1000000000000 overflows MPFR's exponent range to infinity.
+    assert all(to_mpfr(text) == to_mpfr(spellings[0]) for text in spellings)
+    assert len({_digest_at(text) for text in spellings}) == 1
+
+
+def test_thresholds_of_different_value_give_different_digests():
+    with precise():
+        value = to_mpfr("1.767")
+        # The next 256-bit value up: between 1 and 2 the values are 2^-255 apart.
+        next_value = value + mpfr(2) ** -255
+    assert to_mpfr(format(next_value, ".100e")) == next_value != value
+    thresholds = ["1.767", format(next_value, ".100e"), "1.7671", "-1.767", "0", "inf"]
+    assert len({_digest_at(text) for text in thresholds}) == len(thresholds)
 
 
 def test_end_after_level_refuses_levels_without_candidates():
