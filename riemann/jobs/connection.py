@@ -18,18 +18,27 @@ class StoppedError(Exception):
 
 
 def with_reconnect(
-    operation: Callable[[], T], stop: threading.Event, backoff: Backoff | None = None
+    operation: Callable[[], T],
+    stop: threading.Event,
+    backoff: Backoff | None = None,
+    wait_out_refusals: bool = True,
 ) -> T:
     """Run `operation`, retrying with backoff while the database is unreachable.
 
     The store reconnects on its next transaction, so retrying the operation is all
-    it takes. Raises StoppedError if `stop` is set during a wait.
+    it takes. A running job also waits out a refused login (a password being
+    rotated, say), logging each try; a job that has not yet started, with
+    `wait_out_refusals` False, raises it at once, because a configuration mistake
+    is not an outage and should end in one clear error instead of a silent wait.
+    Raises StoppedError if `stop` is set during a wait.
     """
     backoff = backoff or Backoff()
     while True:
         try:
             outcome = operation()
         except DatabaseUnavailableError as error:
+            if error.permanent and not wait_out_refusals:
+                raise
             delay = backoff.next_delay()
             logger.warning(
                 "database unavailable, retrying",

@@ -21,7 +21,7 @@ from typing import Any
 from riemann.jobs.connection import StoppedError, with_reconnect
 from riemann.jobs.retry import DEAD, RetryPolicy
 from riemann.jobs.stopping import install_stop_handlers
-from riemann.store import ClaimedBlock, Store
+from riemann.store import BlockRejectedError, ClaimedBlock, Store
 from riemann.strategies import (
     BlockResult,
     InvalidIndexError,
@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 STOP_CHECK_SECONDS = 0.2
 """How often a worker that computes looks for a stop request."""
+MAX_WORKER_RESTARTS = 5
+STOP_GRACE_SECONDS = 30.0
+"""How long a stopping worker may take to release or finish its block."""
 
 ProcessBlock = Callable[[Strategy[Any], SearchBlock, str], BlockResult]
 
@@ -184,11 +187,10 @@ class Worker:
         try:
             strategy = strategy_named(claim.strategy)
             block = strategy.block_from_text(claim.start_index, claim.end_index)
+            _check_ordinals(claim, block)
         except (InvalidIndexError, UnknownStrategyError) as error:
             # The row itself is wrong: no retry can help, so it goes straight to DEAD.
-            reason = f"malformed block: {error}"
-            logger.error("malformed block", extra={**fields, "error": reason})
-            self._reconnecting(lambda: self.store.fail_block(claim, reason, DEAD, 0))
+            self._bury(claim, f"malformed block: {error}", fields)
             return
 
         started = time.monotonic()
@@ -216,9 +218,13 @@ class Worker:
             self._record_failure(claim, computation.error, fields)
             return
         result = computation.result
-        finished = self._reconnecting(
-            lambda: self.store.finish_block(claim, result, duration, self.worker_id)
-        )
+        try:
+            finished = self._reconnecting(
+                lambda: self.store.finish_block(claim, result, duration, self.worker_id)
+            )
+        except BlockRejectedError as error:
+            self._bury(claim, str(error), fields)
+            return
         if not finished:
             logger.warning("lease lost, result discarded", extra=fields)
             return
@@ -236,6 +242,15 @@ class Worker:
             },
         )
 
+    def _bury(self, claim: ClaimedBlock, reason: str, fields: dict[str, Any]) -> None:
+        """Send a block that no retry can fix straight to DEAD, with the reason."""
+        logger.error("block is DEAD", extra={**fields, "error": reason})
+        buried = self._reconnecting(
+            lambda: self.store.fail_block(claim, reason, DEAD, 0)
+        )
+        if not buried:
+            logger.warning("lease lost before the block was marked DEAD", extra=fields)
+
     def _record_failure(
         self, claim: ClaimedBlock, error: BaseException | None, fields: dict[str, Any]
     ) -> None:
@@ -251,6 +266,24 @@ class Worker:
         )
         if not failed:
             logger.warning("lease lost before the failure was recorded", extra=fields)
+
+
+def _check_ordinals(claim: ClaimedBlock, block: SearchBlock) -> None:
+    """Refuse a row whose index text and ordinals name different ranges.
+
+    Progress ("complete through") is reckoned from the ordinals while the work is
+    done from the text, so a row edited in one and not the other would report
+    candidates as checked that never were.
+    """
+    if (block.start_ordinal, block.end_ordinal) != (
+        claim.start_ordinal,
+        claim.end_ordinal,
+    ):
+        raise InvalidIndexError(
+            f"{claim.start_index}..{claim.end_index} spans ordinals "
+            f"{block.start_ordinal}..{block.end_ordinal}, but the row says "
+            f"{claim.start_ordinal}..{claim.end_ordinal}"
+        )
 
 
 def run_worker(dsn: str, settings: WorkerSettings) -> int:
@@ -290,31 +323,100 @@ def start_worker_processes(
     return processes
 
 
+class WorkerPool:
+    """Worker processes, each replaced when it dies unexpectedly.
+
+    A worker that dies (killed, out of memory, a bug) is started again, up to
+    `max_restarts` times over the pool's life; past that something is wrong with
+    every worker alike, and restarting would only hide it.
+    """
+
+    def __init__(
+        self,
+        count: int,
+        dsn: str,
+        settings: WorkerSettings,
+        log_setup: Callable[[], None],
+        max_restarts: int = MAX_WORKER_RESTARTS,
+    ) -> None:
+        self._dsn = dsn
+        self._settings = settings
+        self._log_setup = log_setup
+        self._max_restarts = max_restarts
+        self.restarts = 0
+        self.processes = start_worker_processes(count, dsn, settings, log_setup)
+
+    def replace_dead(self) -> bool:
+        """Start a replacement for each worker that died; False past the limit.
+
+        A worker that exits 0 on its own (`exit_when_idle`) is done, not dead.
+        """
+        for index, process in enumerate(self.processes):
+            if process.is_alive() or process.exitcode == 0:
+                continue
+            logger.error(
+                "worker process died",
+                extra={"worker_process": process.name, "exit_code": process.exitcode},
+            )
+            self.restarts += 1
+            if self.restarts > self._max_restarts:
+                return False
+            self.processes[index] = start_worker_processes(
+                1, self._dsn, self._settings, self._log_setup
+            )[0]
+        return True
+
+    def any_alive(self) -> bool:
+        return any(process.is_alive() for process in self.processes)
+
+    def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+        """Ask every worker to stop (each releases or finishes its block), and wait;
+        a worker still there after the grace period is killed."""
+        for process in self.processes:
+            if process.is_alive():
+                process.terminate()
+        for process in self.processes:
+            process.join(grace_seconds)
+            if process.is_alive():
+                logger.error(
+                    "worker did not stop, killing it",
+                    extra={"worker_process": process.name},
+                )
+                process.kill()
+                process.join()
+
+
 def run_worker_processes(
     count: int, dsn: str, settings: WorkerSettings, log_setup: Callable[[], None]
 ) -> int:
-    """Run `count` workers as processes until they all exit; the worst exit code.
+    """Run `count` workers as processes until they are done; the exit code.
 
-    A stop signal to this process reaches every worker as SIGTERM.
+    A stop signal to this process reaches every worker as SIGTERM. A worker that
+    dies is replaced (see WorkerPool); 1 once they die too often.
     """
     stop = threading.Event()
     install_stop_handlers(stop)
-    processes = start_worker_processes(count, dsn, settings, log_setup)
-    while any(process.is_alive() for process in processes):
-        if stop.wait(0.5):
-            for process in processes:
-                if process.is_alive():
-                    process.terminate()
-            break
-    for process in processes:
-        process.join()
+    pool = WorkerPool(count, dsn, settings, log_setup)
+    try:
+        while not stop.wait(0.5):
+            if not pool.replace_dead():
+                logger.error(
+                    "worker processes keep dying", extra={"restarts": pool.restarts}
+                )
+                return 1
+            if not pool.any_alive():
+                break
+    finally:
+        pool.stop()
+    # Workers told to stop exit 0, or die of the signal if it came before their
+    # handlers were installed.
     stopped_by_signal = {-signal.SIGTERM, -signal.SIGINT} if stop.is_set() else set()
     failed = [
         process.name
-        for process in processes
+        for process in pool.processes
         if process.exitcode != 0 and process.exitcode not in stopped_by_signal
     ]
     if failed:
-        logger.error("worker processes failed", extra={"processes": failed})
+        logger.error("worker processes failed", extra={"worker_processes": failed})
         return 1
     return 0

@@ -1,6 +1,7 @@
 """The search database: schema migrations, the queue protocol and result queries."""
 
 from riemann.store.errors import (
+    BlockRejectedError,
     DatabaseUnavailableError,
     SchemaError,
     SearchConflictError,
@@ -18,6 +19,7 @@ from riemann.store.store import (
 )
 
 __all__ = [
+    "BlockRejectedError",
     "ClaimedBlock",
     "DatabaseUnavailableError",
     "DeadBlock",

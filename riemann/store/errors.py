@@ -6,7 +6,15 @@ class StoreError(Exception):
 
 
 class DatabaseUnavailableError(StoreError):
-    """The database cannot be reached, refused the login, or dropped the connection."""
+    """The database cannot be reached, refused the login, or dropped the connection.
+
+    `permanent` marks a refusal that waiting will not change (a wrong password, a
+    database that does not exist), as opposed to an outage a job can wait out.
+    """
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class SchemaError(StoreError):
@@ -15,3 +23,7 @@ class SchemaError(StoreError):
 
 class SearchConflictError(StoreError):
     """A request that contradicts the search already stored (its start or threshold)."""
+
+
+class BlockRejectedError(StoreError):
+    """The database refused a block's result; retrying the same block cannot help."""

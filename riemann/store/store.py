@@ -24,6 +24,7 @@ import psycopg2.extensions
 import psycopg2.extras
 
 from riemann.store.errors import (
+    BlockRejectedError,
     DatabaseUnavailableError,
     SchemaError,
     SearchConflictError,
@@ -62,6 +63,8 @@ class ClaimedBlock:
     strategy: str
     start_index: str
     end_index: str
+    start_ordinal: int
+    end_ordinal: int
     lease_id: str
     attempts: int
     store_threshold: str
@@ -88,6 +91,8 @@ class StrategyProgress:
     candidates_checked: int
     last_finished_at: datetime | None
     recent_candidates: int
+    recent_seconds: float
+    """The part of the recent window in which those candidates were checked."""
     best_n: int | None
     best_witness_value: Decimal | None
     best_block_id: int | None
@@ -129,6 +134,26 @@ class StoredWitness:
     block_id: int
 
 
+PERMANENT_CONNECTION_ERRORS = (
+    "password authentication failed",
+    "does not exist",
+    "no pg_hba.conf entry",
+    "invalid dsn",
+    "invalid connection option",
+    "invalid uri",
+    'missing "="',
+)
+"""Parts of libpq's messages for refusals that waiting will not change."""
+
+
+def is_permanent_connection_error(error: psycopg2.Error) -> bool:
+    """True when a failed connection is a configuration mistake, not an outage."""
+    text = str(error).lower()
+    return isinstance(error, psycopg2.ProgrammingError) or any(
+        marker in text for marker in PERMANENT_CONNECTION_ERRORS
+    )
+
+
 def describe_connection_error(error: psycopg2.Error) -> str:
     """The first line of a libpq error that says what went wrong."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
@@ -156,7 +181,8 @@ class Store:
             )
         except psycopg2.Error as error:
             raise DatabaseUnavailableError(
-                f"cannot connect to the database: {describe_connection_error(error)}"
+                f"cannot connect to the database: {describe_connection_error(error)}",
+                permanent=is_permanent_connection_error(error),
             ) from None
 
     def close(self) -> None:
@@ -168,8 +194,8 @@ class Store:
             self._connection = None
 
     def __enter__(self) -> "Store":
-        if self._connection is None:
-            self.connect()
+        # The connection opens with the first transaction, so a job that enters a
+        # store while the database is down can wait for it like any later outage.
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -279,7 +305,8 @@ class Store:
         """The stored search of `strategy`, created with these settings if new.
 
         An existing search keeps its start and threshold (a different one is a
-        SearchConflictError); a later end extends it, an earlier one is refused.
+        SearchConflictError); a later end extends it, an earlier one leaves the stored
+        end as it is (the generator then stops at the earlier of the two).
         """
         with self._transaction() as cursor:
             cursor.execute(
@@ -399,13 +426,35 @@ class Store:
                 )
         if row is None:
             return None
-        block_id, strategy_name, start, end, lease_id, attempts, threshold = row
+        (
+            block_id,
+            strategy_name,
+            start,
+            end,
+            first,
+            after,
+            lease,
+            attempts,
+            threshold,
+        ) = row
         return ClaimedBlock(
-            block_id, strategy_name, start, end, lease_id, attempts, threshold
+            block_id,
+            strategy_name,
+            start,
+            end,
+            int(first),
+            int(after),
+            lease,
+            attempts,
+            threshold,
         )
 
     def renew_lease(self, claim: ClaimedBlock, lease_seconds: float) -> bool:
-        """Extend the lease; False when it was lost (expired or taken away)."""
+        """Extend the lease; False when it was lost (expired or taken away).
+
+        A renewal is also the worker's heartbeat, so a worker busy with a long block
+        stays among the live ones.
+        """
         with self._transaction() as cursor:
             cursor.execute(
                 query("renew_lease"),
@@ -415,7 +464,14 @@ class Store:
                     "lease_seconds": lease_seconds,
                 },
             )
-            return cursor.rowcount == 1
+            row = cursor.fetchone()
+            if row is None:
+                return False
+            cursor.execute(
+                query("worker_seen"),
+                {"worker_id": row[0], "block_id": claim.block_id},
+            )
+            return True
 
     def finish_block(
         self,
@@ -426,8 +482,25 @@ class Store:
     ) -> bool:
         """Store the result and mark the block FINISHED, in one transaction.
 
-        False, with nothing written, when the lease was lost.
+        False, with nothing written, when the lease was lost. A result the database
+        refuses (a record already stored by another block, a value out of range) is a
+        BlockRejectedError, with nothing written either.
         """
+        try:
+            return self._finish_block(claim, result, duration_seconds, worker_id)
+        except (psycopg2.IntegrityError, psycopg2.DataError) as error:
+            raise BlockRejectedError(
+                f"the database refused the block's result: "
+                f"{describe_connection_error(error)}"
+            ) from None
+
+    def _finish_block(
+        self,
+        claim: ClaimedBlock,
+        result: BlockResult,
+        duration_seconds: float,
+        worker_id: str,
+    ) -> bool:
         best = result.best
         with self._transaction() as cursor:
             cursor.execute(
@@ -531,7 +604,7 @@ class Store:
             for block_id, strategy, lease_id, attempts, worker_id in cursor.fetchall():
                 new_state, retry_after = decide(attempts)
                 cursor.execute(
-                    query("fail_block"),
+                    query("expire_block"),
                     {
                         "block_id": block_id,
                         "lease_id": lease_id,
@@ -611,7 +684,7 @@ class Store:
                     query("throughput_since"),
                     {"strategy": search.strategy, "seconds": recent_seconds},
                 )
-                recent = _scalar(cursor)
+                recent, busy_seconds = _one(cursor)
                 cursor.execute(query("best_above_robin_bound"), parameters)
                 best = cursor.fetchone() or (None, None, None)
                 report.append(
@@ -628,6 +701,9 @@ class Store:
                         candidates_checked=int(checked),
                         last_finished_at=last_finished_at,
                         recent_candidates=int(recent),
+                        recent_seconds=min(
+                            recent_seconds, float(busy_seconds or recent_seconds)
+                        ),
                         best_n=None if best[0] is None else int(best[0]),
                         best_witness_value=best[1],
                         best_block_id=best[2],

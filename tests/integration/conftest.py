@@ -5,6 +5,7 @@ The server is found through RIEMANN_TEST_SERVER_DSN (default: the local server o
 """
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -117,10 +118,24 @@ def wait_until(condition, timeout: float = 60, interval: float = 0.1, what: str 
     pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
 
 
+_started: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_processes() -> Iterator[None]:
+    """Kill what a test started in the background and left running (it failed)."""
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate(timeout=30)
+
+
 def start_riemann(*arguments: str, **environment: str) -> subprocess.Popen[str]:
     """Start the command line in the background, in a session of its own (so a
     signal can go to it and its worker processes, as a terminal's Ctrl-C does)."""
-    return subprocess.Popen(
+    process = subprocess.Popen(
         riemann_command(*arguments),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -130,3 +145,5 @@ def start_riemann(*arguments: str, **environment: str) -> subprocess.Popen[str]:
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
+    _started.append(process)
+    return process

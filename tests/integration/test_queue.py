@@ -9,7 +9,7 @@ import pytest
 from riemann.jobs.generator import Generator, GeneratorSettings
 from riemann.jobs.janitor import Janitor
 from riemann.jobs.retry import DEAD, FAILED
-from riemann.store import SearchConflictError, Store
+from riemann.store import BlockRejectedError, SearchConflictError, Store
 from riemann.strategies import strategy_named
 from tests.integration.conftest import sql
 
@@ -74,6 +74,68 @@ def test_a_worker_whose_lease_expired_cannot_finish(store, dsn):
     assert not finish(store, claim)
     assert block_state(dsn, claim.block_id) == ("IN_PROGRESS", 1)
     assert sql(dsn, "SELECT count(*) FROM witnesses") == [(0,)]
+
+
+def expire_lease(dsn, claim):
+    """Move the lease's expiry into the past, as if the worker had been paused."""
+    sql(
+        dsn,
+        "UPDATE search_blocks SET lease_expires_at = now() - interval '1 second' "
+        "WHERE block_id = %(b)s",
+        {"b": claim.block_id},
+    )
+
+
+def test_a_worker_whose_lease_expired_can_neither_fail_nor_release(store, dsn):
+    enqueue(store, count=1)
+    claim = store.claim_block("w", lease_seconds=60)
+    expire_lease(dsn, claim)
+    assert not store.fail_block(claim, "too late", FAILED, 0)
+    assert not store.release_block(claim)
+    assert block_state(dsn, claim.block_id) == ("IN_PROGRESS", 1)
+    expired = Janitor(store, threading.Event(), stale_after_seconds=0).run_once()
+    assert [lease.block_id for lease in expired] == [claim.block_id]
+
+
+def test_a_claim_carries_the_ordinals_of_its_row(store):
+    blocks = enqueue(store, start=5041, size=100, count=2)
+    claim = store.claim_block("w", 60)
+    assert (claim.start_ordinal, claim.end_ordinal) == (
+        blocks[0].start_ordinal,
+        blocks[0].end_ordinal,
+    )
+
+
+def test_renewing_a_lease_is_also_the_workers_heartbeat(store, dsn):
+    enqueue(store, count=1)
+    store.register_worker("w", "host", 1)
+    claim = store.claim_block("w", 60)
+    sql(dsn, "UPDATE workers SET last_seen_at = now() - interval '1 hour'")
+    assert store.live_workers(seen_within_seconds=60) == []
+    assert store.renew_lease(claim, 60)
+    assert [worker.worker_id for worker in store.live_workers(60)] == ["w"]
+
+
+def test_a_result_the_database_refuses_is_rejected_with_nothing_written(store, dsn):
+    enqueue(store, start=5000, size=50, count=2)
+    first = store.claim_block("w", 60)
+    assert finish(store, first)
+    # A second row over the same candidates, as a hand-edited table could have.
+    sql(
+        dsn,
+        "UPDATE search_blocks SET start_index = '5000', end_index = '5050' "
+        "WHERE block_id <> %(b)s",
+        {"b": first.block_id},
+    )
+    second = store.claim_block("w", 60)
+    with pytest.raises(BlockRejectedError, match="refused the block's result"):
+        finish(store, second)
+    assert block_state(dsn, second.block_id) == ("IN_PROGRESS", 1)
+    assert sql(
+        dsn,
+        "SELECT count(*) FROM witnesses WHERE block_id = %(b)s",
+        {"b": second.block_id},
+    ) == [(0,)]
 
 
 def test_the_janitor_fails_expired_leases_counting_the_attempt(store, dsn):

@@ -1,6 +1,7 @@
 """The worker loop in this process, with the block computation injected."""
 
 import threading
+import time
 
 from riemann.jobs.retry import RetryPolicy
 from riemann.jobs.worker import Worker, WorkerSettings
@@ -59,6 +60,57 @@ def test_a_malformed_row_becomes_a_dead_block_with_the_reason(store, dsn):
     assert rows[0][:2] == (1, "DEAD")
     assert "'twelve' is not an integer" in rows[0][2]
     assert rows[1][1] == "FINISHED"
+
+
+def test_a_row_whose_ordinals_disagree_with_its_indexes_becomes_dead(store, dsn):
+    enqueue(store, count=2)
+    sql(dsn, "UPDATE search_blocks SET end_index = '5061' WHERE block_id = 1")
+    assert idle_worker(store).run() == 0
+    state, error = sql(
+        dsn, "SELECT state::text, last_error FROM search_blocks WHERE block_id = 1"
+    )[0]
+    assert state == "DEAD"
+    assert "5041..5061 spans ordinals 5041..5061, but the row says 5041..5091" in error
+
+
+def test_a_block_whose_records_another_block_stored_becomes_dead(store, dsn):
+    store.ensure_search("exhaustive", 3, None, "1.767")
+    store.enqueue_blocks(
+        "exhaustive", lambda search: EXHAUSTIVE.next_blocks(3, 5038, 2)
+    )
+    # The second row is made to overlap the first one, ordinals and all.
+    sql(
+        dsn,
+        "UPDATE search_blocks SET start_index = '4', end_index = '5041', "
+        "start_ordinal = 4, end_ordinal = 5041 WHERE block_id = 2",
+    )
+    assert idle_worker(store).run() == 0
+    rows = sql(
+        dsn, "SELECT block_id, state::text, last_error FROM search_blocks ORDER BY 1"
+    )
+    assert rows[0] == (1, "FINISHED", None)
+    assert rows[1][:2] == (2, "DEAD")
+    assert "refused the block's result" in rows[1][2]
+
+
+def test_a_block_longer_than_its_lease_finishes_on_its_first_attempt(store, dsn):
+    enqueue(store)
+
+    def slow(strategy, block, threshold):
+        time.sleep(2.0)
+        return strategy.process_exact(block, threshold)
+
+    worker = Worker(
+        store,
+        WorkerSettings(lease_seconds=0.6, exit_when_idle=True),
+        threading.Event(),
+        process=slow,
+        worker_id="w",
+    )
+    assert worker.run() == 0
+    assert sql(dsn, "SELECT state::text, attempts FROM search_blocks") == [
+        ("FINISHED", 1)
+    ]
 
 
 def test_a_stop_during_a_block_releases_it_unprocessed(store, dsn):

@@ -15,11 +15,12 @@ def cleanup(args: argparse.Namespace) -> int:
     retry = RetryPolicy(
         max_attempts=args.max_attempts, base_delay_seconds=args.retry_delay
     )
-    with opened_store(args) as store:
+    if not args.once:
+        install_stop_handlers(stop)
+    with opened_store(args, stop=None if args.once else stop) as store:
         janitor = Janitor(store, stop, args.stale_after, args.interval, retry)
         if args.once:
             expired = janitor.run_once()
             output.say(f"{len(expired)} expired lease(s) failed")
             return output.EXIT_OK
-        install_stop_handlers(stop)
         return janitor.run()

@@ -30,7 +30,9 @@ def generate(args: argparse.Namespace) -> int:
     strategy = strategy_named(args.strategy)
     settings = generator_settings(args)
     stop = threading.Event()
-    with opened_store(args) as store:
+    if not args.once:
+        install_stop_handlers(stop)
+    with opened_store(args, stop=None if args.once else stop) as store:
         generator = Generator(store, strategy, settings, stop)
         generator.prepare()
         if args.once:
@@ -43,5 +45,4 @@ def generate(args: argparse.Namespace) -> int:
                 + (" (the whole bound)" if reached else "")
             )
             return output.EXIT_OK
-        install_stop_handlers(stop)
         return generator.run()

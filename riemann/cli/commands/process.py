@@ -3,11 +3,13 @@
 import argparse
 import functools
 import os
+import threading
 
 from riemann.cli import output
-from riemann.cli.database import command_dsn
+from riemann.cli.database import check_database, command_dsn
 from riemann.cli.errors import UsageError
 from riemann.jobs.retry import RetryPolicy
+from riemann.jobs.stopping import install_stop_handlers
 from riemann.jobs.worker import WorkerSettings, run_worker, run_worker_processes
 from riemann.store import Store
 
@@ -26,14 +28,18 @@ def worker_count(args: argparse.Namespace, default: int) -> int:
 
 
 def worker_settings(
-    args: argparse.Namespace, exit_when_idle: bool, idle_poll_seconds: float = 2.0
+    args: argparse.Namespace,
+    exit_when_idle: bool,
+    idle_poll_seconds: float = 2.0,
+    strategy: str | None = None,
 ) -> WorkerSettings:
+    """The workers' settings; `strategy` limits them to that strategy's blocks."""
     return WorkerSettings(
         lease_seconds=args.lease_seconds,
         idle_poll_seconds=idle_poll_seconds,
         exit_when_idle=exit_when_idle,
         exact=args.exact,
-        strategy=getattr(args, "strategy_filter", None),
+        strategy=strategy,
         retry=RetryPolicy(
             max_attempts=args.max_attempts, base_delay_seconds=args.retry_delay
         ),
@@ -47,11 +53,14 @@ def child_log_setup(level: str, log_format: str) -> functools.partial[None]:
 
 def process(args: argparse.Namespace) -> int:
     count = worker_count(args, default=1)
-    args.strategy_filter = args.strategy
-    settings = worker_settings(args, exit_when_idle=args.exit_when_idle)
+    settings = worker_settings(
+        args, exit_when_idle=args.exit_when_idle, strategy=args.strategy
+    )
     dsn = command_dsn(args)
+    stop = threading.Event()
+    install_stop_handlers(stop)
     with Store(dsn) as store:
-        store.check_schema()
+        check_database(store, check_schema=True, stop=stop)
     if count == 1:
         return run_worker(dsn, settings)
     return run_worker_processes(

@@ -75,8 +75,8 @@ WHERE s.strategy = b.strategy
     LIMIT 1
     FOR UPDATE SKIP LOCKED
   )
-RETURNING b.block_id, b.strategy, b.start_index, b.end_index, b.lease_id::text,
-          b.attempts, s.store_threshold;
+RETURNING b.block_id, b.strategy, b.start_index, b.end_index, b.start_ordinal,
+          b.end_ordinal, b.lease_id::text, b.attempts, s.store_threshold;
 
 -- name: renew_lease
 UPDATE search_blocks
@@ -84,7 +84,8 @@ SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
 WHERE block_id = %(block_id)s
   AND lease_id = %(lease_id)s::uuid
   AND state = 'IN_PROGRESS'
-  AND lease_expires_at > now();
+  AND lease_expires_at > now()
+RETURNING worker_id;
 
 -- name: finish_block
 UPDATE search_blocks
@@ -110,6 +111,7 @@ VALUES (%(strategy)s, %(n)s::numeric, %(divisor_sum)s::numeric,
         %(block_id)s);
 
 -- name: fail_block
+-- By the worker holding the lease, while it holds it.
 UPDATE search_blocks
 SET state = %(state)s::block_state,
     claimable_at = now() + make_interval(secs => %(retry_after_seconds)s),
@@ -118,7 +120,21 @@ SET state = %(state)s::block_state,
     last_error = %(error)s
 WHERE block_id = %(block_id)s
   AND lease_id = %(lease_id)s::uuid
-  AND state = 'IN_PROGRESS';
+  AND state = 'IN_PROGRESS'
+  AND lease_expires_at > now();
+
+-- name: expire_block
+-- By the janitor, under the lease it read as expired (a compare-and-set).
+UPDATE search_blocks
+SET state = %(state)s::block_state,
+    claimable_at = now() + make_interval(secs => %(retry_after_seconds)s),
+    lease_id = NULL,
+    lease_expires_at = NULL,
+    last_error = %(error)s
+WHERE block_id = %(block_id)s
+  AND lease_id = %(lease_id)s::uuid
+  AND state = 'IN_PROGRESS'
+  AND lease_expires_at <= now();
 
 -- name: release_block
 UPDATE search_blocks
@@ -130,7 +146,8 @@ SET state = 'NOT_STARTED',
     worker_id = NULL
 WHERE block_id = %(block_id)s
   AND lease_id = %(lease_id)s::uuid
-  AND state = 'IN_PROGRESS';
+  AND state = 'IN_PROGRESS'
+  AND lease_expires_at > now();
 
 -- name: expired_leases
 SELECT block_id, strategy, lease_id::text, attempts, worker_id
@@ -204,7 +221,10 @@ FROM search_blocks
 WHERE strategy = %(strategy)s AND state = 'FINISHED';
 
 -- name: throughput_since
-SELECT coalesce(sum(candidates_checked), 0)
+-- Candidates finished in the window, and how long the window has really been busy:
+-- less than its length while a search is young.
+SELECT coalesce(sum(candidates_checked), 0),
+       extract(epoch FROM now() - min(started_at))
 FROM search_blocks
 WHERE strategy = %(strategy)s AND state = 'FINISHED'
   AND finished_at > now() - make_interval(secs => %(seconds)s);
