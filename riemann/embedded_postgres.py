@@ -79,7 +79,8 @@ SERVER_SETTINGS = """
 # the trust authentication that initdb was given safe.
 listen_addresses = ''
 unix_socket_permissions = 0700
-max_connections = 100
+# One connection per worker, one per core by default: room for large machines.
+max_connections = 300
 shared_buffers = 128MB
 # The search's results must survive a crash of the machine.
 fsync = on

@@ -11,12 +11,15 @@ from riemann import __version__
 from riemann.cli import config, output
 from riemann.cli.errors import UsageError
 from riemann.embedded_postgres import EmbeddedPostgresError
+from riemann.jobs.connection import StoppedError
 from riemann.store import StoreError
 from riemann.strategies import InvalidIndexError, UnknownStrategyError, strategy_names
 
 Command = Callable[[argparse.Namespace], int]
 
 DEFAULT_THRESHOLD = "1.767"
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+LOG_FORMATS = ["text", "json"]
 
 
 def positive_int(text: str) -> int:
@@ -94,14 +97,14 @@ def _add_logging_options(parser: argparse.ArgumentParser, default_level: str) ->
     group.add_argument(
         "--log-level",
         type=str.upper,
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        choices=LOG_LEVELS,
         default=os.environ.get("RIEMANN_LOG_LEVEL", default_level).upper(),
         help=f"least severe log lines shown (default: RIEMANN_LOG_LEVEL or "
         f"{default_level})",
     )
     group.add_argument(
         "--log-format",
-        choices=["text", "json"],
+        choices=LOG_FORMATS,
         default=os.environ.get("RIEMANN_LOG_FORMAT", "text"),
         help="log lines as text for people or JSON for collectors",
     )
@@ -179,7 +182,9 @@ def _add_retry_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-attempts",
         type=positive_int,
-        default=int(os.environ.get("RIEMANN_MAX_ATTEMPTS", "5")),
+        # A text default goes through `type` like a typed value, so a bad
+        # RIEMANN_MAX_ATTEMPTS is one usage error, not a traceback.
+        default=os.environ.get("RIEMANN_MAX_ATTEMPTS", "5"),
         help="attempts before a failing block is DEAD (default: RIEMANN_MAX_ATTEMPTS "
         "or 5)",
     )
@@ -387,6 +392,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     config.load_dotenv_file()
     parser = build_parser()
     args = parser.parse_args(argv)
+    # argparse checks the choices of typed options only, not of defaults taken
+    # from the environment.
+    if args.log_level not in LOG_LEVELS:
+        parser.error(f"RIEMANN_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    if args.log_format not in LOG_FORMATS:
+        parser.error(f"RIEMANN_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
     output.configure_logging(args.log_level, args.log_format)
     function: Command = args.function
     try:
@@ -404,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader of our output went away (`riemann export | head`): not an error.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed pipe
         return output.EXIT_OK
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, StoppedError):
         output.error("interrupted")
         return output.EXIT_INTERRUPTED
     except Exception as bug:

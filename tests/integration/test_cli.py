@@ -4,9 +4,11 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -315,7 +317,7 @@ def test_a_dotenv_file_configures_the_database(dsn, tmp_path):
     }
     environment.pop("RIEMANN_DSN", None)
     result = subprocess.run(
-        ["python", "-m", "riemann", "db", "upgrade"],
+        [sys.executable, "-m", "riemann", "db", "upgrade"],
         cwd=tmp_path,
         env=environment,
         capture_output=True,
@@ -324,3 +326,69 @@ def test_a_dotenv_file_configures_the_database(dsn, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert sql(dsn, "SELECT count(*) > 0 FROM schema_migrations") == [(True,)]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        ("RIEMANN_MAX_ATTEMPTS", "abc", "'abc' is not a whole number"),
+        ("RIEMANN_MAX_ATTEMPTS", "0", "must be at least 1"),
+        ("RIEMANN_LOG_LEVEL", "verbose", "RIEMANN_LOG_LEVEL must be one of"),
+        ("RIEMANN_LOG_FORMAT", "xml", "RIEMANN_LOG_FORMAT must be one of"),
+    ],
+)
+def test_a_bad_setting_in_the_environment_is_one_clear_error(
+    dsn, variable, value, fragment
+):
+    result = run_riemann("cleanup", "--dsn", dsn, "--once", **{variable: value})
+    assert result.returncode == 2
+    assert_one_clear_error(result, fragment)
+
+
+def test_export_onto_a_folder_is_a_clear_error(dsn, tmp_path):
+    run_riemann("db", "upgrade", "--dsn", dsn)
+    result = run_riemann("export", "--dsn", dsn, "--csv", str(tmp_path))
+    assert_one_clear_error(result, f"cannot write {tmp_path}", "Is a directory")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_schema_newer_than_the_code_is_refused(dsn):
+    assert run_riemann("db", "upgrade", "--dsn", dsn).returncode == 0
+    sql(dsn, "INSERT INTO schema_migrations (version, name) VALUES (999, 'future')")
+    for command in (["db", "upgrade"], ["status"], ["process", "--exit-when-idle"]):
+        result = run_riemann(*command, "--dsn", dsn)
+        assert_one_clear_error(result, "version 999, newer than", "upgrade riemann")
+
+
+def test_a_run_to_a_level_stops_there_though_more_is_queued(dsn):
+    """An earlier unbounded generator queued blocks past the level asked for."""
+    assert run_riemann("db", "upgrade", "--dsn", dsn).returncode == 0
+    generated = run_riemann(
+        "generate",
+        "--dsn",
+        dsn,
+        "--strategy",
+        "superabundant",
+        "--block-size",
+        "400",
+        "--once",
+    )
+    assert generated.returncode == 0, generated.stderr
+
+    result = run_riemann(
+        "run",
+        "--dsn",
+        dsn,
+        "--until-level",
+        "8",
+        "--workers",
+        "1",
+        "--exact",
+        "--no-progress",
+        timeout=180,
+    )
+
+    assert result.returncode == 0, result.stderr
+    through = re.search(r"every candidate through level (\d+)", result.stdout)
+    assert through is not None, result.stdout
+    assert int(through[1]) >= 8

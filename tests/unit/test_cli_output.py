@@ -105,6 +105,7 @@ def snapshot(segments, best_n=None):
         candidates_checked=4998,
         last_finished_at=None,
         recent_candidates=0,
+        recent_seconds=300.0,
         best_n=best_n,
         best_witness_value=None if best_n is None else Decimal("1.7437"),
         best_block_id=1,

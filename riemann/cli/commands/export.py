@@ -69,6 +69,10 @@ def export(args: argparse.Namespace) -> int:
             with os.fdopen(handle, "w", newline="") as stream:
                 count = write_csv(records, stream)
             os.replace(temporary, target)
+        except OSError as problem:
+            os.unlink(temporary)
+            output.error(f"cannot write {args.csv}: {problem.strerror}")
+            return output.EXIT_FAILURE
         except BaseException:
             os.unlink(temporary)
             raise

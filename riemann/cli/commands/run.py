@@ -13,7 +13,6 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 from riemann.cli import config, output
@@ -24,84 +23,40 @@ from riemann.jobs.generator import Generator
 from riemann.jobs.janitor import Janitor
 from riemann.jobs.retry import RetryPolicy
 from riemann.jobs.stopping import install_stop_handlers
-from riemann.jobs.worker import WorkerSettings, start_worker_processes
+from riemann.jobs.worker import WorkerPool
 from riemann.store import Store, StrategyProgress
 from riemann.strategies import Strategy, strategy_named
 
 logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 1.0
-MAX_WORKER_RESTARTS = 5
 JANITOR_INTERVAL_SECONDS = 5.0
-STOP_GRACE_SECONDS = 30.0
 LOCAL_POLL_SECONDS = 0.25
 """On one machine the database is close: the queue is topped up and polled often."""
 
 
-def _job_thread(name: str, dsn: str, job: Callable[[Store], int]) -> threading.Thread:
-    """A daemon thread running `job` with a store connection of its own."""
+class JobThread:
+    """A job (generator or janitor) in a daemon thread with a store of its own.
 
-    def body() -> None:
+    A job that ends by itself has done its work (the generator, once the bound is
+    queued); one that raised is `failed`, and the run cannot go on without it.
+    """
+
+    def __init__(self, name: str, dsn: str, job: Callable[[Store], int]) -> None:
+        self.name = name
+        self.failed = threading.Event()
+        self._thread = threading.Thread(
+            target=self._body, args=(dsn, job), name=name, daemon=True
+        )
+        self._thread.start()
+
+    def _body(self, dsn: str, job: Callable[[Store], int]) -> None:
         try:
             with Store(dsn) as store:
                 job(store)
         except Exception:
-            logger.exception("job thread failed", extra={"job": name})
-
-    thread = threading.Thread(target=body, name=name, daemon=True)
-    thread.start()
-    return thread
-
-
-class WorkerPool:
-    """The worker processes of a run, replaced when one dies unexpectedly."""
-
-    def __init__(
-        self,
-        count: int,
-        dsn: str,
-        settings: WorkerSettings,
-        log_setup: Callable[[], None],
-    ) -> None:
-        self._dsn = dsn
-        self._settings = settings
-        self._log_setup = log_setup
-        self.restarts = 0
-        self.processes: list[BaseProcess] = start_worker_processes(
-            count, dsn, settings, log_setup
-        )
-
-    def replace_dead(self) -> bool:
-        """Start a replacement for each worker that died; False past the limit."""
-        for index, process in enumerate(self.processes):
-            if process.is_alive():
-                continue
-            logger.error(
-                "worker process died",
-                extra={"process": process.name, "exit_code": process.exitcode},
-            )
-            self.restarts += 1
-            if self.restarts > MAX_WORKER_RESTARTS:
-                return False
-            self.processes[index] = start_worker_processes(
-                1, self._dsn, self._settings, self._log_setup
-            )[0]
-        return True
-
-    def stop(self) -> None:
-        """Ask every worker to stop (each releases or finishes its block), and wait;
-        a worker still there after the grace period is killed."""
-        for process in self.processes:
-            if process.is_alive():
-                process.terminate()
-        for process in self.processes:
-            process.join(STOP_GRACE_SECONDS)
-            if process.is_alive():
-                logger.error(
-                    "worker did not stop, killing it", extra={"process": process.name}
-                )
-                process.kill()
-                process.join()
+            self.failed.set()
+            logger.exception("job thread failed", extra={"job": self.name})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,12 +92,12 @@ def run(args: argparse.Namespace) -> int:
         with Store(dsn) as store:
             store.upgrade()
             Generator(store, strategy, settings, stop).prepare()
-            _job_thread(
+            generator = JobThread(
                 "generator",
                 dsn,
                 lambda job_store: Generator(job_store, strategy, settings, stop).run(),
             )
-            _job_thread(
+            janitor = JobThread(
                 "janitor",
                 dsn,
                 lambda job_store: Janitor(
@@ -157,7 +112,10 @@ def run(args: argparse.Namespace) -> int:
                 workers,
                 dsn,
                 worker_settings(
-                    args, exit_when_idle=False, idle_poll_seconds=LOCAL_POLL_SECONDS
+                    args,
+                    exit_when_idle=False,
+                    idle_poll_seconds=LOCAL_POLL_SECONDS,
+                    strategy=strategy.name,
                 ),
                 worker_log_setup,
             )
@@ -165,7 +123,15 @@ def run(args: argparse.Namespace) -> int:
                 "search running",
                 extra={"strategy": strategy.name, "workers": workers},
             )
-            return _watch(store, strategy, stop, pool, draw_bars)
+            return _watch(
+                store,
+                strategy,
+                settings.end_ordinal,
+                stop,
+                pool,
+                [generator, janitor],
+                draw_bars,
+            )
     finally:
         stop.set()
         if pool is not None:
@@ -177,27 +143,42 @@ def run(args: argparse.Namespace) -> int:
 def _watch(
     store: Store,
     strategy: Strategy[Any],
+    bound: int | None,
     stop: threading.Event,
     pool: WorkerPool,
+    jobs: list[JobThread],
     draw_bars: bool,
 ) -> int:
-    """Show progress until the bound is done, the search is stuck, or a stop."""
+    """Show progress until the bound is done, the search is stuck, or a stop.
+
+    The run is done once everything before `bound` is finished: the search stored in
+    the database may reach further (an earlier run went on to a higher level) or
+    have no end at all (a generator without a bound), and either way this run's
+    bound is what the user asked for.
+    """
     meter = RateMeter()
     with ProgressDisplay(strategy, draw_bars) as display:
         while not stop.wait(REFRESH_SECONDS):
+            failed = [job.name for job in jobs if job.failed.is_set()]
+            if failed:
+                output.error(
+                    f"the {' and '.join(failed)} stopped on an error; see the log "
+                    "lines above, then run the same command again"
+                )
+                return output.EXIT_FAILURE
             snapshot = take_snapshot(store, strategy, meter)
             if snapshot is None:
                 continue
             display.show(snapshot)
             progress = snapshot.progress
-            end = progress.search.end_ordinal
+            end = _earlier(progress.search.end_ordinal, bound)
             if end is not None and progress.first_unfinished >= end:
                 output.say(
                     _completion_line(strategy, snapshot.completed_through, progress)
                 )
                 return output.EXIT_OK
             dead = progress.blocks.get("DEAD", 0)
-            if dead and _only_dead_left(progress):
+            if dead and _only_dead_left(progress, end):
                 output.error(
                     f"{dead} block(s) are DEAD and nothing else is left to do; see "
                     "`riemann blocks dead`, then `riemann blocks requeue --all`"
@@ -210,9 +191,13 @@ def _watch(
     return output.EXIT_INTERRUPTED
 
 
-def _only_dead_left(progress: StrategyProgress) -> bool:
-    search = progress.search
-    if not search.fully_enqueued:
+def _earlier(first: int | None, second: int | None) -> int | None:
+    ends = [end for end in (first, second) if end is not None]
+    return min(ends) if ends else None
+
+
+def _only_dead_left(progress: StrategyProgress, end: int | None) -> bool:
+    if end is None or progress.search.next_ordinal < end:
         return False
     active = ("NOT_STARTED", "IN_PROGRESS", "FAILED")
     return not any(progress.blocks.get(state, 0) for state in active)

@@ -33,7 +33,9 @@ def strategy_report(progress: StrategyProgress) -> dict[str, Any]:
         and progress.first_unfinished >= search.end_ordinal,
         "blocks": {state: progress.blocks.get(state, 0) for state in STATES},
         "candidates_checked": progress.candidates_checked,
-        "candidates_per_second": round(progress.recent_candidates / RECENT_SECONDS, 1),
+        "candidates_per_second": round(
+            progress.recent_candidates / max(progress.recent_seconds, 1.0), 1
+        ),
         "last_finished_at": progress.last_finished_at,
         "best": None
         if progress.best_n is None
