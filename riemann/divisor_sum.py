@@ -17,19 +17,22 @@ def factorize(n: int) -> dict[int, int]:
     """The prime factorisation of n >= 1 as {prime: exponent}, by trial division.
 
     Trial division stops as soon as the unfactored part is prime (gmpy2's strong
-    probable-prime test, exact for the sizes trial division can reach).
+    probable-prime test, exact for the sizes trial division can reach). That part
+    changes only when a factor is divided out, so it is tested once at the start
+    and then only after each prime found, not at every trial divisor.
     """
     if n < 1:
         raise ValueError(f"only positive integers have a factorisation, got {n}")
     factors: dict[int, int] = {}
     remaining = n
     candidate = 2
-    while candidate * candidate <= remaining:
-        if gmpy2.is_prime(remaining):
-            break
-        while remaining % candidate == 0:
-            factors[candidate] = factors.get(candidate, 0) + 1
-            remaining //= candidate
+    unfactored_is_prime = gmpy2.is_prime(remaining)
+    while not unfactored_is_prime and candidate * candidate <= remaining:
+        if remaining % candidate == 0:
+            while remaining % candidate == 0:
+                factors[candidate] = factors.get(candidate, 0) + 1
+                remaining //= candidate
+            unfactored_is_prime = gmpy2.is_prime(remaining)
         candidate += 1 if candidate == 2 else 2
     if remaining > 1:
         factors[remaining] = factors.get(remaining, 0) + 1

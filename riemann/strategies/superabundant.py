@@ -107,7 +107,9 @@ class SuperabundantStrategy(Strategy[SuperabundantIndex]):
         scan = BlockScan(block, threshold)
         remaining = block.candidate_count
         level, index_in_level = self.index_at(block.start_ordinal)
-        primes = [mpz(p) for p in first_primes(level + remaining)]
+        # A partition of L has at most L parts: the last level needs the most primes.
+        last_level = self._levels.level_of(block.end_ordinal - 1)
+        primes = [mpz(p) for p in first_primes(last_level)]
         while remaining > 0:
             for exponents in partitions_from(level, index_in_level):
                 n, divisor_sum = _number_and_divisor_sum(primes, exponents)
