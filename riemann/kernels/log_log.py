@@ -22,15 +22,23 @@ f(x) = F_j + theta (D1_j + theta D2_j) + f'''(xi) (theta h)^3 / 6 for some xi in
     P_j(theta) = F_j + theta (D1_j + theta D2_j).
 
 F_j, D1_j and D2_j are computed with MPFR at `WORKING_PRECISION` bits and rounded to
-the nearest float64, so each is within 2u of the exact coefficient (u = 2^-53: u from
-the final rounding, far less from the working precision). Horner's rule in float64 is
-within gamma_4 (|F_j| + |D1_j| + |D2_j|) of P_j(theta) for theta in [0, 1) (Higham,
-Accuracy and Stability of Numerical Algorithms, 2nd ed., 2002, eq. (5.3)), where
-gamma_k = k u / (1 - k u). The evaluated ĝ therefore obeys
+the nearest float64 (u = 2^-53). D1_j and D2_j, products and quotients, are within a
+relative 2u of the exact coefficients: u from the final rounding, far less from the
+working precision. F_j = ln(ln x_j) is within u |F_j| + 2^-62 of the exact value: the
+relative error 2^-64 of the inner logarithm becomes an absolute error in the outer
+one. Near x = e, where ln ln x changes sign, F_j is tiny and that absolute term is
+not small relative to it. Horner's rule in float64 is within gamma_4 (|F_j| + |D1_j|
++ |D2_j|) of P_j(theta) for theta in [0, 1) (Higham, Accuracy and Stability of
+Numerical Algorithms, 2nd ed., 2002, eq. (5.3)), where gamma_k = k u / (1 - k u).
+The evaluated ĝ therefore obeys
 
     ĝ - E <= f(x) <= ĝ + G_j + E,   E = gamma_6 max_j (|F_j| + |D1_j| + |D2_j|),
 
-E being `evaluation_error`, about 1.4e-15. With 2^BIN_BITS = 1,024 bins a binade, G_j
+E being `evaluation_error`, about 1.4e-15. The absolute term is covered: where
+|F_j| >= 2^-9 it is at most u |F_j|, the half of a 2u allowance F_j does not use;
+where |F_j| < 2^-9 (x within about 0.005 of e) the bin's coefficients sum to under
+0.01, while the maximum that E takes is above 2, so E exceeds the bin's own gamma_6
+sum by far more than 2^-62. With 2^BIN_BITS = 1,024 bins a binade, G_j
 is below 6e-9 at x = 1.375 (n = 4), below 2e-10 from x = 16 (n near 10^7) on, and the
 table up to x = 2^11 (levels beyond 300) is 10,880 bins of four floats, built once per
 process in about 0.2 s.
