@@ -16,9 +16,13 @@ is changed anywhere. Then, database first, the generator and janitor next, worke
 last, each host fetches the code at the ref, rebuilds the image, restarts its
 containers gracefully and is waited for until healthy before the next one starts.
 The database is backed up with pg_dump on its own host before its container is
-touched; its data volume is never removed. The first failure stops the deploy with
-the host and step that failed and what was already updated; running the same
-command again finishes the job, since every step is safe to repeat.
+touched and before any schema migration, also when only the generator host is
+deployed; its data volume is never removed. Every host also runs the alert monitor
+(alerts/monitor.py) with the SMTP settings of the .env file; the generator host's
+monitor alone watches for stalls and counterexamples, every host's for exits.
+The first failure stops the deploy with the host and step that failed and what was
+already updated; running the same command again finishes the job, since every step
+is safe to repeat.
 
 Only the Python standard library and the ssh client are used.
 """
@@ -45,14 +49,40 @@ ROLE_SERVICES = {
     "generator": ("generator", "janitor"),
     "worker": ("worker",),
 }
-# Settings of the search passed through to the hosts' compose files when set.
+# Started on every host after the services of its role; never stopped by the deploy
+# (`up` replaces it when its image or settings changed).
+MONITOR_SERVICE = "monitor"
+# Settings of the search and of the monitor passed through to the hosts' compose
+# files when set. RIEMANN_SMTP_CA_FILE is not among them: it names a file on the
+# laptop, and the image trusts the usual certificate authorities.
 PASSED_THROUGH = (
     "RIEMANN_STRATEGY",
     "RIEMANN_SEARCH_BOUNDS",
     "RIEMANN_WORKERS",
     "RIEMANN_LOG_LEVEL",
     "RIEMANN_LOG_FORMAT",
+    "RIEMANN_SMTP_HOST",
+    "RIEMANN_SMTP_PORT",
+    "RIEMANN_SMTP_SECURITY",
+    "RIEMANN_SMTP_USER",
+    "RIEMANN_SMTP_PASSWORD",
+    "RIEMANN_SMTP_FROM",
+    "RIEMANN_SMTP_TO",
+    "RIEMANN_SMTP_TIMEOUT",
+    "RIEMANN_ALERT_INTERVAL",
+    "RIEMANN_ALERT_STALL_AFTER",
+    "RIEMANN_ALERT_ENGINE_UNREADABLE_AFTER",
+    "RIEMANN_ALERT_NAME_PREFIX",
+    "RIEMANN_ALERT_CLEAN_EXITS",
+    "RIEMANN_ALERT_REPEAT_AFTER",
+    "RIEMANN_ALERT_LOG_LINES",
+    "RIEMANN_ALERT_COMMAND_TIMEOUT",
 )
+# What the generator host's monitor checks unless RIEMANN_ALERT_CHECKS says; the
+# other hosts check exits only, so a stall or a finding is emailed once, not once
+# per host.
+ALL_CHECKS = "exits,stall,counterexamples"
+HOST_CHECKS = "exits"
 EXIT_FAILED = 1
 EXIT_NOTHING_CHANGED = 2
 
@@ -101,6 +131,10 @@ class Settings:
     postgres_password: str
     pip_index_url: str
     search: dict[str, str]
+    alert_checks: str
+
+    def alert_checks_of(self, host: str) -> str:
+        return self.alert_checks if host == self.generator_host else HOST_CHECKS
 
     def targets(self, only: Sequence[str]) -> list[Target]:
         everything = [
@@ -155,10 +189,17 @@ def load_settings(env_file: Path, ref: str | None) -> Settings:
         return int(text)
 
     password = setting("POSTGRES_PASSWORD")
-    if any(character in password for character in "'\n\\"):
-        raise ConfigurationError(
-            "POSTGRES_PASSWORD must not contain quotes, backslashes or new lines"
-        )
+    # The monitor runs on every host: without these it would only restart forever.
+    for name in ("RIEMANN_SMTP_HOST", "RIEMANN_SMTP_TO"):
+        setting(name)
+    search = {name: values[name] for name in PASSED_THROUGH if values.get(name)}
+    alert_checks = setting("RIEMANN_ALERT_CHECKS", ALL_CHECKS)
+    written = {"POSTGRES_PASSWORD": password, "RIEMANN_ALERT_CHECKS": alert_checks}
+    for name, value in {**written, **search}.items():
+        if any(character in value for character in "'\n\\"):
+            raise ConfigurationError(
+                f"{name} must not contain quotes, backslashes or new lines"
+            )
     database_host = setting("DEPLOY_DB_HOST")
     database_address = setting("DEPLOY_DB_ADDRESS", database_host)
     listen_default = database_address if _is_ip_address(database_address) else None
@@ -188,7 +229,8 @@ def load_settings(env_file: Path, ref: str | None) -> Settings:
         postgres_db=setting("POSTGRES_DB", "riemann"),
         postgres_password=password,
         pip_index_url=values.get("RIEMANN_PIP_INDEX_URL", "").strip(),
-        search={name: values[name] for name in PASSED_THROUGH if values.get(name)},
+        search=search,
+        alert_checks=alert_checks,
     )
 
 
@@ -328,6 +370,7 @@ class Deployment:
         self.control_dir = control_dir
         self.remotes: dict[str, Remote] = {}
         self.commit = ""
+        self.backed_up = ""
 
     def remote(self, host: str) -> Remote:
         if host not in self.remotes:
@@ -338,10 +381,18 @@ class Deployment:
         for remote in self.remotes.values():
             remote.close()
 
+    def hosts_reached(self, targets: Sequence[Target]) -> list[str]:
+        """The hosts of the targets, and the database host when a migration will
+        back it up first."""
+        hosts = [target.host for target in targets]
+        if any(target.role == "generator" for target in targets):
+            hosts.append(self.settings.database_host)
+        return list(dict.fromkeys(hosts))
+
     def check_connections(self, targets: Sequence[Target]) -> list[str]:
         """Reaches every host once; returns one problem line per failing host."""
         problems = []
-        for host in dict.fromkeys(target.host for target in targets):
+        for host in self.hosts_reached(targets):
             remote = self.remote(host)
             completed = remote.run(
                 PREFLIGHT, timeout=self.settings.connect_timeout + 60
@@ -359,15 +410,20 @@ class Deployment:
             ("write settings", self.write_settings),
         ]
         if target.role == "database":
+            # The image too: the host's monitor runs from it.
             return [
                 *common,
+                ("build image", self.build_image),
                 ("back up database", self.back_up_database),
                 ("start containers", self.start_containers),
                 ("wait until healthy", self.wait_until_healthy),
             ]
         role_steps = [("build image", self.build_image)]
         if target.role == "generator":
-            role_steps.append(("migrate schema", self.migrate_schema))
+            role_steps += [
+                ("back up database", self.back_up_before_migration),
+                ("migrate schema", self.migrate_schema),
+            ]
         return [
             *common,
             *role_steps,
@@ -422,7 +478,11 @@ echo "$commit"
         return f"at {self.commit[:12]}"
 
     def write_settings(self, target: Target) -> str:
-        """The compose .env of this host, readable by its owner only."""
+        """The compose .env of this host, readable by its owner only.
+
+        It holds the database and SMTP passwords: they go through ssh's standard
+        input, never on a command line or into the deploy's output.
+        """
         settings = self.settings
         values = {
             "POSTGRES_USER": settings.postgres_user,
@@ -434,18 +494,45 @@ echo "$commit"
             "RIEMANN_DB_PORT": settings.postgres_port,
             "RIEMANN_IMAGE": f"riemann:{self.commit[:12]}",
             **settings.search,
+            "RIEMANN_ALERT_CHECKS": settings.alert_checks_of(target.host),
         }
         lines = [
             "# Written by deploy/deploy.py at every deploy: edit .env on the laptop."
         ]
         lines += [f"{name}='{value}'" for name, value in values.items()]
-        script = self._in_checkout("umask 077\ncat > .env.new\nmv .env.new .env")
+        # The monitor's container mounts this host's engine socket and joins its
+        # group, whatever DOCKER_HOST names on the host.
+        script = self._in_checkout("""
+umask 077
+cat > .env.new
+socket=/var/run/docker.sock
+case "${DOCKER_HOST:-}" in
+unix://*) socket=${DOCKER_HOST#unix://} ;;
+esac
+[ -S "$socket" ] || { echo "no Docker socket at $socket for the monitor" >&2; exit 1; }
+printf "RIEMANN_DOCKER_SOCKET='%s'\\nRIEMANN_DOCKER_GID='%s'\\n" \\
+    "$socket" "$(stat -c %g "$socket")" >> .env.new
+mv .env.new .env
+""")
         self._run(target, script, input="\n".join(lines) + "\n")
         return ""
 
+    def back_up_before_migration(self, target: Target) -> str:
+        """The database host's backup, unless this deploy took it already."""
+        if self.backed_up:
+            return f"taken earlier in this deploy: {self.backed_up}"
+        return self.back_up_database(Target("database", self.settings.database_host))
+
     def back_up_database(self, target: Target) -> str:
         backup_dir = shlex.quote(self.settings.backup_dir)
-        script = self._in_checkout(f"""
+        checkout = shlex.quote(f"{self.settings.remote_dir}/docker")
+        script = f"""
+set -eu
+if [ ! -f {checkout}/compose.yaml ]; then
+    echo "no checkout yet, nothing to back up"
+    exit 0
+fi
+cd {checkout}
 container=$(docker compose ps --all --quiet db)
 if [ -z "$container" ]; then
     echo "no database container yet, nothing to back up"
@@ -466,8 +553,10 @@ docker compose exec -T db sh -c \\
     > "$file.partial"
 mv "$file.partial" "$file"
 echo "$file ($(wc -c < "$file") bytes)"
-""")
-        return self._run(target, script).splitlines()[-1]
+"""
+        result = self._run(target, script).splitlines()[-1]
+        self.backed_up = result
+        return f"on {target.host}: {result}"
 
     def build_image(self, target: Target) -> str:
         tag = f"riemann:{self.commit[:12]}"
@@ -494,13 +583,13 @@ echo "$file ($(wc -c < "$file") bytes)"
         return ""
 
     def _services(self, target: Target) -> str:
-        return " ".join(ROLE_SERVICES[target.role])
+        """The role's services and the monitor."""
+        return " ".join((*ROLE_SERVICES[target.role], MONITOR_SERVICE))
 
     def stop_containers(self, target: Target) -> str:
         """compose stop sends SIGTERM and waits the service's stop_grace_period."""
-        self._run(
-            target, self._in_checkout(f"docker compose stop {self._services(target)}")
-        )
+        services = " ".join(ROLE_SERVICES[target.role])
+        self._run(target, self._in_checkout(f"docker compose stop {services}"))
         return ""
 
     def start_containers(self, target: Target) -> str:
@@ -529,10 +618,12 @@ done
             states = [line.split() for line in self._run(target, script).splitlines()]
             # A generator with a bound exits 0 once it has enqueued everything.
             running = [s for s in states if not (s[1] == "exited" and s[3] == "0")]
+            # Restarting: it exited since it was started, and its policy restarts it.
             broken = [
                 s
                 for s in running
-                if s[1] in ("exited", "dead", "missing") or s[2] == "unhealthy"
+                if s[1] in ("exited", "dead", "missing", "restarting")
+                or s[2] == "unhealthy"
             ]
             if broken:
                 service, status, health, exit_code = broken[0]
@@ -562,7 +653,13 @@ def print_plan(
     )
     for target in targets:
         names = ", ".join(name for name, _ in deployment.steps(target))
-        output.line(f"  {target} ({', '.join(ROLE_SERVICES[target.role])}): {names}")
+        services = ", ".join((*ROLE_SERVICES[target.role], MONITOR_SERVICE))
+        output.line(f"  {target} ({services}): {names}")
+    if any(target.role == "generator" for target in targets):
+        output.line(
+            f"  the backup before the migration is taken on database host "
+            f"{settings.database_host}"
+        )
 
 
 def deploy(
@@ -590,7 +687,8 @@ def _deploy(
     if problems:
         output.error("nothing was changed on any host")
         return EXIT_NOTHING_CHANGED
-    output.line(f"every host answered with its known host key ({len(targets)} checked)")
+    checked = len(deployment.hosts_reached(targets))
+    output.line(f"every host answered with its known host key ({checked} checked)")
     if dry_run:
         output.line("dry run: nothing was changed")
         return 0

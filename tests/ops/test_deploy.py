@@ -3,7 +3,8 @@ worker), each a network namespace with its own sshd and Docker engine, the code 
 over ssh from a bare git repository on a fourth host.
 
 The tests run in file order: the refusals first, on hosts that have never been
-deployed to, then a first deploy, then a second one of a new commit.
+deployed to, then a first deploy, then a second one of a new commit, a failed one,
+and deploys of one role at a time.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import io
 import json
 import os
 import shutil
+import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,6 +35,11 @@ DEPLOY_SCRIPT = REPO_ROOT / "deploy" / "deploy.py"
 REMOTE_DIR = "/srv/riemann"
 BACKUP_DIR = "/srv/backups"
 SEARCH_LEVEL = 20
+SMTP_PASSWORD = "smtp-secret-4d2b"
+# One block of the exhaustive strategy long enough (about a minute of one core)
+# that a worker still holds it when a deploy stops that worker.
+LONG_BLOCK_START = 10**10
+LONG_BLOCK_SIZE = 2 * 10**9
 
 
 @dataclass
@@ -59,6 +67,11 @@ class DeployLab:
         return f"{host.address} {public_key[0]} {public_key[1]}\n"
 
     def write_env(self, name: str, **overrides: str) -> Path:
+        # The monitors' mail is refused at once: nothing listens on that port. Clean
+        # exits are reported so that a deploy's graceful stops show in their logs.
+        with socket.socket() as probe:
+            probe.bind((self.network.gateway, 0))
+            closed_port = probe.getsockname()[1]
         settings = {
             "DEPLOY_DB_HOST": self.database.address,
             "DEPLOY_GENERATOR_HOST": self.generator.address,
@@ -75,6 +88,13 @@ class DeployLab:
             "POSTGRES_PASSWORD": "deploy-test-password",
             "RIEMANN_SEARCH_BOUNDS": f"--until-level {SEARCH_LEVEL}",
             "RIEMANN_WORKERS": "1",
+            "RIEMANN_SMTP_HOST": self.network.gateway,
+            "RIEMANN_SMTP_PORT": str(closed_port),
+            "RIEMANN_SMTP_USER": "alerts@example.org",
+            "RIEMANN_SMTP_PASSWORD": SMTP_PASSWORD,
+            "RIEMANN_SMTP_TO": "ops@example.org",
+            "RIEMANN_ALERT_CLEAN_EXITS": "true",
+            "RIEMANN_ALERT_INTERVAL": "2",
             **overrides,
         }
         env_file = self.laptop_dir / f"{name}.env"
@@ -121,6 +141,30 @@ class DeployLab:
         assert host.engine is not None
         listed = host.engine.docker("ps", "--all", "--format", "{{.Names}}").stdout
         return sorted(listed.split())
+
+    def container_runs(self, host: SimulatedHost) -> dict[str, str]:
+        """Each container's id and start time: unchanged means untouched."""
+        assert host.engine is not None
+        return {
+            name: host.engine.docker(
+                "inspect", "--format", "{{.Id}} {{.State.StartedAt}}", name
+            ).stdout.strip()
+            for name in self.containers(host)
+        }
+
+    def host_settings(self, host: SimulatedHost) -> Path:
+        return self.srv(host) / "riemann" / "docker" / ".env"
+
+    def backups(self) -> dict[str, int]:
+        folder = self.srv(self.database) / "backups"
+        return {path.name: path.stat().st_size for path in folder.glob("riemann-*")}
+
+    def sql(self, query: str) -> str:
+        assert self.database.engine is not None
+        return self.database.engine.docker(
+            "exec", "riemann-db-1", "psql", "--username", "riemann",
+            "--dbname", "riemann", "--tuples-only", "--no-align", "--command", query,
+        ).stdout.strip()  # fmt: skip
 
     def riemann(self, *args: str) -> str:
         assert self.generator.engine is not None
@@ -196,7 +240,9 @@ def _build_lab(
     generator = network.add_host("app")
     worker = network.add_host("worker")
     python, postgres = ("python:3.11-slim",), ("postgres:16",)
-    for host, images in ((database, postgres), (generator, python), (worker, python)):
+    # The database host builds the application image too: its monitor runs from it.
+    hosts = ((database, python + postgres), (generator, python), (worker, python))
+    for host, images in hosts:
         engine = host.start_docker(persistent_name=f"deploy-{host.name}")
         remove_leftovers(engine)
         load_stand_in_images(engine, stand_in_images, images)
@@ -313,10 +359,32 @@ def test_first_deploy_brings_every_service_up_in_order(lab: DeployLab) -> None:
         f"generator host {lab.generator.address}",
         f"worker host {lab.worker.address}",
     ]
-    assert lab.containers(lab.database) == ["riemann-db-1"]
-    assert lab.containers(lab.generator) == ["riemann-generator-1", "riemann-janitor-1"]
-    assert lab.containers(lab.worker) == ["riemann-worker-1"]
+    assert lab.containers(lab.database) == ["riemann-db-1", "riemann-monitor-1"]
+    assert lab.containers(lab.generator) == [
+        "riemann-generator-1", "riemann-janitor-1", "riemann-monitor-1",
+    ]  # fmt: skip
+    assert lab.containers(lab.worker) == ["riemann-monitor-1", "riemann-worker-1"]
     wait_until(lab.search_finished, timeout=300, interval=3, what="the deployed search")
+
+
+def test_deploy_carries_the_monitor_settings_in_a_file_for_the_owner_only(
+    lab: DeployLab,
+) -> None:
+    # The first deploy wrote them; a dry run shows the plan without a secret.
+    dry_run = lab.deploy(lab.write_env("deploy"), "--dry-run")
+
+    assert SMTP_PASSWORD not in dry_run.stdout + dry_run.stderr
+    for host in lab.app_hosts:
+        settings_file = lab.host_settings(host)
+        assert stat.S_IMODE(settings_file.stat().st_mode) == 0o600, host.name
+        settings = settings_file.read_text()
+        assert f"RIEMANN_SMTP_PASSWORD='{SMTP_PASSWORD}'" in settings
+        checks = "exits,stall,counterexamples" if host is lab.generator else "exits"
+        assert f"RIEMANN_ALERT_CHECKS='{checks}'" in settings, host.name
+        assert host.engine is not None
+        logs = host.engine.docker("logs", "riemann-monitor-1").stderr
+        assert "monitor started" in logs, host.name
+        assert "Docker engine unreadable" not in logs, host.name
 
 
 def test_second_deploy_runs_the_new_commit_and_keeps_every_record(
@@ -333,6 +401,7 @@ def test_second_deploy_runs_the_new_commit_and_keeps_every_record(
     commit = lab.commit("Mark the second deploy")
     deployed = lab.deploy(lab.write_env("deploy"))
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert SMTP_PASSWORD not in deployed.stdout + deployed.stderr
 
     assert lab.worker.engine is not None
     mark = lab.worker.engine.docker(
@@ -346,8 +415,41 @@ def test_second_deploy_runs_the_new_commit_and_keeps_every_record(
     assert revision == commit
     assert lab.stored_records() == records_before
     assert lab.finished_blocks() == finished_before
-    backups = list((lab.srv(lab.database) / "backups").glob("riemann-*.dump"))
+
+
+def test_backup_of_the_second_deploy_is_a_restorable_dump(lab: DeployLab) -> None:
+    backups = sorted(lab.backups().items())
     assert backups, "no database backup on the database host"
+    name, size = backups[-1]
+    assert name.endswith(".dump")
+    assert size > 0
+    assert lab.database.engine is not None
+    engine = lab.database.engine
+    engine.docker("cp", str(lab.srv(lab.database) / "backups" / name),
+                  "riemann-db-1:/tmp/backup.dump")  # fmt: skip
+
+    listed = engine.docker(
+        "exec", "riemann-db-1", "pg_restore", "--list", "/tmp/backup.dump"
+    ).stdout
+
+    assert "TABLE DATA public witnesses" in listed
+    assert "TABLE DATA public search_blocks" in listed
+
+
+def test_new_monitor_reports_the_exits_of_the_deploy_it_replaced(
+    lab: DeployLab,
+) -> None:
+    # The second deploy stopped the janitor, then recreated the monitor: the new one
+    # reads the engine's events from where the old one stopped (its state volume).
+    assert lab.generator.engine is not None
+    engine = lab.generator.engine
+
+    def janitor_exit_logged() -> bool:
+        logs = engine.docker("logs", "riemann-monitor-1").stderr
+        return "container exited container=riemann-janitor-1 exit_code=0" in logs
+
+    wait_until(janitor_exit_logged, timeout=60, interval=1,
+               what="the monitor to log the janitor's stop")  # fmt: skip
 
 
 def test_a_failed_step_is_reported_and_running_again_finishes(lab: DeployLab) -> None:
@@ -369,4 +471,55 @@ def test_a_failed_step_is_reported_and_running_again_finishes(lab: DeployLab) ->
     blocker.rmdir()
     finished = lab.deploy(lab.write_env("deploy"))
     assert finished.returncode == 0, finished.stdout + finished.stderr
-    assert lab.containers(lab.worker) == ["riemann-worker-1"]
+    assert lab.containers(lab.worker) == ["riemann-monitor-1", "riemann-worker-1"]
+
+
+def test_only_generator_backs_the_database_up_before_migrating(lab: DeployLab) -> None:
+    backups_before = lab.backups()
+
+    deployed = lab.deploy(lab.write_env("deploy"), "--only", "generator")
+
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    steps = [line for line in deployed.stdout.splitlines() if " done (" in line]
+    backed_up = next(i for i, line in enumerate(steps) if "back up database" in line)
+    migrated = next(i for i, line in enumerate(steps) if "migrate schema" in line)
+    assert backed_up < migrated
+    assert f"on {lab.database.address}: " in steps[backed_up]
+    new_backups = set(lab.backups()) - set(backups_before)
+    assert len(new_backups) == 1
+    assert lab.backups()[new_backups.pop()] > 0
+
+
+def test_only_worker_releases_the_block_in_progress_and_leaves_others_untouched(
+    lab: DeployLab,
+) -> None:
+    lab.riemann(
+        "generate", "--strategy", "exhaustive", "--start", str(LONG_BLOCK_START),
+        "--until", str(LONG_BLOCK_START + LONG_BLOCK_SIZE - 1),
+        "--block-size", str(LONG_BLOCK_SIZE), "--once",
+    )  # fmt: skip
+    in_progress = (
+        "SELECT worker_id FROM search_blocks"
+        " WHERE strategy = 'exhaustive' AND state = 'IN_PROGRESS'"
+    )
+    holder = wait_until(lambda: lab.sql(in_progress), timeout=120, interval=1,
+                        what="the worker to claim the long block")  # fmt: skip
+    untouched = {host.name: lab.container_runs(host) for host in lab.app_hosts[:2]}
+    backups_before = lab.backups()
+
+    deployed = lab.deploy(lab.write_env("deploy"), "--only", "worker")
+
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    # Released: not failed, and no longer held by the worker that was stopped.
+    state, worker_id = lab.sql(
+        "SELECT state, coalesce(worker_id, '') FROM search_blocks"
+        " WHERE strategy = 'exhaustive'"
+    ).split("|")
+    assert state in ("NOT_STARTED", "IN_PROGRESS")
+    assert worker_id != holder
+    assert lab.sql(
+        "SELECT count(*) FROM search_blocks WHERE state IN ('FAILED', 'DEAD')"
+    ) == "0"  # fmt: skip
+    for host in lab.app_hosts[:2]:
+        assert lab.container_runs(host) == untouched[host.name], host.name
+    assert lab.backups() == backups_before
