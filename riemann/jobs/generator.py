@@ -38,6 +38,17 @@ def choose_block_size(
     return max(MIN_BLOCK_SIZE, bounded)
 
 
+def tail_block_size(size: int, remaining: int, workers: int) -> int:
+    """`size`, or less near the bound, so the workers finish the last blocks together.
+
+    No block takes more than a (2 x workers)-th of what is left to enqueue: the
+    last blocks shrink geometrically instead of leaving all but one worker idle
+    while it computes a whole block of the target length.
+    """
+    share = -(-remaining // (2 * max(workers, 1)))
+    return max(MIN_BLOCK_SIZE, min(size, share))
+
+
 @dataclass(frozen=True)
 class GeneratorSettings:
     start_ordinal: int
@@ -83,9 +94,11 @@ class Generator:
         end = self._end_ordinal(search)
         return end is not None and search.next_ordinal >= end
 
-    def enqueue(self, count: int) -> tuple[list[SearchBlock], bool]:
-        """Enqueue up to `count` blocks; also whether the bound is now reached."""
-        if self.settings.block_size is None:
+    def enqueue(self, count: int, workers: int = 1) -> tuple[list[SearchBlock], bool]:
+        """Enqueue up to `count` blocks for `workers` live workers; also whether the
+        bound is now reached."""
+        sized = self.settings.block_size is None
+        if sized:
             throughput = self.store.recent_throughput(self.strategy.name)
             self._block_size = choose_block_size(
                 throughput, self.settings.target_seconds, self._block_size
@@ -94,10 +107,11 @@ class Generator:
 
         def cut(search: Search) -> list[SearchBlock]:
             nonlocal reached
-            blocks = self.strategy.next_blocks(
-                search.next_ordinal, self._block_size, count, self._end_ordinal(search)
-            )
             end = self._end_ordinal(search)
+            size = self._block_size
+            if sized and end is not None:
+                size = tail_block_size(size, end - search.next_ordinal, workers)
+            blocks = self.strategy.next_blocks(search.next_ordinal, size, count, end)
             next_ordinal = blocks[-1].end_ordinal if blocks else search.next_ordinal
             reached = end is not None and next_ordinal >= end
             return blocks
@@ -116,11 +130,12 @@ class Generator:
             )
         return blocks, reached
 
-    def queue_shortfall(self) -> int:
-        """How many blocks to add so the queue holds two per live worker (or more)."""
-        workers = self.store.live_workers(self.settings.worker_seen_within_seconds)
-        depth = max(self.settings.min_queue_depth, 2 * len(workers))
-        return depth - self.store.claimable_count(self.strategy.name)
+    def queue_shortfall(self) -> tuple[int, int]:
+        """How many blocks to add so the queue holds two per live worker (or more),
+        and how many workers are live."""
+        workers = len(self.store.live_workers(self.settings.worker_seen_within_seconds))
+        depth = max(self.settings.min_queue_depth, 2 * workers)
+        return depth - self.store.claimable_count(self.strategy.name), workers
 
     def run_once(self, to_the_bound: bool) -> bool:
         """Fill the queue once (or, with `to_the_bound`, enqueue every block up to
@@ -133,10 +148,10 @@ class Generator:
                 _, reached = self.enqueue(1000)
                 if reached:
                     return True
-        shortfall = self.queue_shortfall()
+        shortfall, workers = self.queue_shortfall()
         if shortfall <= 0:
             return False
-        _, reached = self.enqueue(shortfall)
+        _, reached = self.enqueue(shortfall, workers)
         return reached
 
     def run(self) -> int:

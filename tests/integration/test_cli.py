@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 from psycopg2.extensions import make_dsn, parse_dsn
 
 from riemann.strategies import strategy_named
-from tests.integration.conftest import run_riemann, sql
+from tests.integration.conftest import run_riemann, sql, start_riemann, wait_until
 from tests.unit.test_strategies import KNOWN_VIOLATIONS
 
 EXHAUSTIVE = strategy_named("exhaustive")
@@ -392,3 +393,43 @@ def test_a_run_to_a_level_stops_there_though_more_is_queued(dsn):
     through = re.search(r"every candidate through level (\d+)", result.stdout)
     assert through is not None, result.stdout
     assert int(through[1]) >= 8
+
+
+def test_status_shows_live_workers_and_the_recent_throughput(dsn):
+    assert run_riemann("db", "upgrade", "--dsn", dsn).returncode == 0
+    generated = run_riemann(
+        "generate",
+        "--dsn",
+        dsn,
+        "--strategy",
+        "exhaustive",
+        "--start",
+        "3",
+        "--until",
+        "30000",
+        "--block-size",
+        "1000",
+        "--once",
+    )
+    assert generated.returncode == 0, generated.stderr
+    worker = start_riemann("process", "--dsn", dsn, "--exact")
+
+    def report_once_done():
+        report = json.loads(run_riemann("status", "--dsn", dsn, "--json").stdout)
+        return report if report["strategies"][0]["complete"] else None
+
+    report = wait_until(report_once_done, timeout=120, what="the search to finish")
+    text = run_riemann("status", "--dsn", dsn).stdout
+    worker.send_signal(signal.SIGTERM)
+    worker.communicate(timeout=30)
+
+    (entry,) = report["strategies"]
+    assert entry["candidates_checked"] == 29998
+    # Every candidate was checked within the window, so the rate is at least
+    # their number over the seconds since the first block started.
+    assert entry["candidates_per_second"] > 29998 / 300
+    (live,) = report["workers"]
+    assert live["pid"] == worker.pid
+    assert live["blocks_finished"] == 30
+    assert "live workers: 1" in text
+    assert f":{worker.pid}:" in text

@@ -2,7 +2,12 @@
 
 import pytest
 
-from riemann.jobs.generator import GROWTH_LIMIT, MIN_BLOCK_SIZE, choose_block_size
+from riemann.jobs.generator import (
+    GROWTH_LIMIT,
+    MIN_BLOCK_SIZE,
+    choose_block_size,
+    tail_block_size,
+)
 from riemann.jobs.retry import DEAD, FAILED, Backoff, RetryPolicy
 
 
@@ -22,6 +27,23 @@ def test_block_sizes_move_by_a_bounded_factor_per_step():
 
 def test_blocks_never_shrink_below_the_minimum():
     assert choose_block_size(1.0, 1.0, MIN_BLOCK_SIZE) == MIN_BLOCK_SIZE
+
+
+def test_far_from_the_bound_blocks_keep_their_size():
+    assert tail_block_size(10**6, remaining=10**9, workers=2) == 10**6
+
+
+def test_near_the_bound_no_block_takes_more_than_a_share_of_what_is_left():
+    assert tail_block_size(10**6, remaining=2_000_001, workers=2) == 500_001
+    sizes = []
+    remaining = 10**7
+    while remaining > 0:
+        size = min(tail_block_size(4 * 10**6, remaining, workers=2), remaining)
+        sizes.append(size)
+        remaining -= size
+    assert sizes[0] == 2_500_000
+    assert sizes == sorted(sizes, reverse=True)
+    assert all(size >= MIN_BLOCK_SIZE for size in sizes[:-1])
 
 
 def test_the_retry_policy_doubles_the_delay_until_the_block_is_dead():

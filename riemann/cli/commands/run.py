@@ -29,7 +29,8 @@ from riemann.strategies import Strategy, strategy_named
 
 logger = logging.getLogger(__name__)
 
-REFRESH_SECONDS = 1.0
+REFRESH_SECONDS = 0.5
+"""How often the progress is redrawn and the end of the bound looked for."""
 JANITOR_INTERVAL_SECONDS = 5.0
 LOCAL_POLL_SECONDS = 0.25
 """On one machine the database is close: the queue is topped up and polled often."""
