@@ -113,7 +113,7 @@ def _block_and_values(level=26, index=700, size=600):
 def test_a_threshold_exactly_on_a_candidate_excludes_it(position):
     block, values = _block_and_values()
     value = values[min(len(values) - 1, int(position * len(values)))]
-    threshold = format(value, ".90g")  # the exact decimal of the 256-bit value
+    threshold = format(value, ".90g")  # 90 digits read back as the same 256-bit value
     exact = assert_kernel_matches_exact(block, threshold)
     assert all(r.witness_value > value for r in exact.records)
 

@@ -196,7 +196,7 @@ def test_exhaustive_search_to_ten_to_the_five_finds_the_brute_force_violations()
 
 def test_records_exceed_the_threshold_strictly():
     value = witness_value(5040, 19344)
-    threshold = format(value, ".90g")  # the exact decimal value of the 256-bit witness
+    threshold = format(value, ".90g")  # 90 digits read back as the same 256-bit value
     assert to_mpfr(threshold) == value
     block = EXHAUSTIVE.block_between(5040, 5041)
     assert EXHAUSTIVE.process_exact(block, threshold).records == ()
