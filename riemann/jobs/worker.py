@@ -16,6 +16,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from riemann.jobs.connection import StoppedError, with_reconnect
@@ -286,8 +288,14 @@ def _check_ordinals(claim: ClaimedBlock, block: SearchBlock) -> None:
         )
 
 
-def run_worker(dsn: str, settings: WorkerSettings) -> int:
-    """A worker process's whole life: handlers, a store, the loop."""
+def run_worker(
+    dsn: str | None, settings: WorkerSettings, dsn_source: Connection | None = None
+) -> int:
+    """A worker process's whole life: handlers, kernels, a store, the loop.
+
+    Without a `dsn`, the worker loads its kernels first and then waits for the DSN
+    on `dsn_source`, so that loading overlaps whatever readies the database.
+    """
     stop = threading.Event()
     install_stop_handlers(stop)
     if not settings.exact:
@@ -295,32 +303,53 @@ def run_worker(dsn: str, settings: WorkerSettings) -> int:
         from riemann.kernels.warm_up import warm_up
 
         warm_up()
+    if dsn is None:
+        dsn = _await_dsn(dsn_source, stop)
+        if dsn is None:
+            return 0
     with Store(dsn) as store:
         return Worker(store, settings, stop).run()
 
 
+def _await_dsn(source: Connection | None, stop: threading.Event) -> str | None:
+    """The DSN sent on `source`; None if stopped or the sender went away first."""
+    if source is None:
+        raise ValueError("a worker needs a DSN or a connection that sends one")
+    while not stop.is_set():
+        if source.poll(STOP_CHECK_SECONDS):
+            try:
+                dsn: str = source.recv()
+            except EOFError:
+                return None
+            return dsn
+    return None
+
+
 def _worker_process_main(
-    dsn: str, settings: WorkerSettings, log_setup: Callable[[], None]
+    dsn: str | None,
+    dsn_source: Connection | None,
+    settings: WorkerSettings,
+    log_setup: Callable[[], None],
 ) -> None:
     log_setup()
-    raise SystemExit(run_worker(dsn, settings))
+    raise SystemExit(run_worker(dsn, settings, dsn_source))
 
 
-def start_worker_processes(
-    count: int, dsn: str, settings: WorkerSettings, log_setup: Callable[[], None]
-) -> list[multiprocessing.process.BaseProcess]:
-    """Start `count` worker processes (spawned, so each has a clean interpreter)."""
-    context = multiprocessing.get_context("spawn")
-    processes: list[multiprocessing.process.BaseProcess] = []
-    for number in range(count):
-        process = context.Process(
-            target=_worker_process_main,
-            args=(dsn, settings, log_setup),
-            name=f"riemann-worker-{number}",
-        )
-        process.start()
-        processes.append(process)
-    return processes
+def _spawn_worker(
+    number: int,
+    dsn: str | None,
+    dsn_source: Connection | None,
+    settings: WorkerSettings,
+    log_setup: Callable[[], None],
+) -> BaseProcess:
+    """Start one worker process (spawned, so it has a clean interpreter)."""
+    process = multiprocessing.get_context("spawn").Process(
+        target=_worker_process_main,
+        args=(dsn, dsn_source, settings, log_setup),
+        name=f"riemann-worker-{number}",
+    )
+    process.start()
+    return process
 
 
 class WorkerPool:
@@ -329,12 +358,15 @@ class WorkerPool:
     A worker that dies (killed, out of memory, a bug) is started again, up to
     `max_restarts` times over the pool's life; past that something is wrong with
     every worker alike, and restarting would only hide it.
+
+    A pool started without a DSN has its workers load their kernels at once and
+    wait for `connect(dsn)`: `riemann run` readies its database meanwhile.
     """
 
     def __init__(
         self,
         count: int,
-        dsn: str,
+        dsn: str | None,
         settings: WorkerSettings,
         log_setup: Callable[[], None],
         max_restarts: int = MAX_WORKER_RESTARTS,
@@ -343,8 +375,31 @@ class WorkerPool:
         self._settings = settings
         self._log_setup = log_setup
         self._max_restarts = max_restarts
+        self._dsn_senders: list[Connection] = []
         self.restarts = 0
-        self.processes = start_worker_processes(count, dsn, settings, log_setup)
+        self.processes = [self._start(number) for number in range(count)]
+
+    def _start(self, number: int) -> BaseProcess:
+        if self._dsn is not None:
+            return _spawn_worker(
+                number, self._dsn, None, self._settings, self._log_setup
+            )
+        source, sender = multiprocessing.Pipe(duplex=False)
+        self._dsn_senders.append(sender)
+        process = _spawn_worker(number, None, source, self._settings, self._log_setup)
+        source.close()  # the child has its own copy
+        return process
+
+    def connect(self, dsn: str) -> None:
+        """Send the database's DSN to workers started without one."""
+        self._dsn = dsn
+        for sender in self._dsn_senders:
+            try:
+                sender.send(dsn)
+            except OSError:
+                logger.debug("a waiting worker was already gone")
+            sender.close()
+        self._dsn_senders = []
 
     def replace_dead(self) -> bool:
         """Start a replacement for each worker that died; False past the limit.
@@ -361,9 +416,7 @@ class WorkerPool:
             self.restarts += 1
             if self.restarts > self._max_restarts:
                 return False
-            self.processes[index] = start_worker_processes(
-                1, self._dsn, self._settings, self._log_setup
-            )[0]
+            self.processes[index] = self._start(index)
         return True
 
     def any_alive(self) -> bool:
@@ -372,6 +425,9 @@ class WorkerPool:
     def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
         """Ask every worker to stop (each releases or finishes its block), and wait;
         a worker still there after the grace period is killed."""
+        for sender in self._dsn_senders:
+            sender.close()  # a worker still waiting for its DSN reads the end
+        self._dsn_senders = []
         for process in self.processes:
             if process.is_alive():
                 process.terminate()

@@ -71,25 +71,36 @@ def run(args: argparse.Namespace) -> int:
         output.configure_logging(args.log_level, args.log_format)
     worker_log_setup = child_log_setup(args.log_level, args.log_format)
 
-    server = None
-    dsn = config.configured_dsn(args.dsn, os.environ)
-    if dsn is None:
-        embedded = config.embedded_server(args.data_dir)
-        started_here = not embedded.is_running()
-        dsn = embedded.start()
-        if started_here:
-            server = embedded  # stopped after the run; one started by others stays up
-        logger.info(
-            "embedded database ready", extra={"data_dir": str(embedded.data_dir)}
-        )
-
     stop = threading.Event()
     install_stop_handlers(stop)
     retry = RetryPolicy(
         max_attempts=args.max_attempts, base_delay_seconds=args.retry_delay
     )
-    pool: WorkerPool | None = None
+    # The workers load their kernels while the database gets ready, and connect
+    # once the schema is in place.
+    pool = WorkerPool(
+        workers,
+        None,
+        worker_settings(
+            args,
+            exit_when_idle=False,
+            idle_poll_seconds=LOCAL_POLL_SECONDS,
+            strategy=strategy.name,
+        ),
+        worker_log_setup,
+    )
+    server = None
     try:
+        dsn = config.configured_dsn(args.dsn, os.environ)
+        if dsn is None:
+            embedded = config.embedded_server(args.data_dir)
+            started_here = not embedded.is_running()
+            dsn = embedded.start()
+            if started_here:
+                server = embedded  # stopped after the run; another's stays up
+            logger.info(
+                "embedded database ready", extra={"data_dir": str(embedded.data_dir)}
+            )
         with Store(dsn) as store:
             store.upgrade()
             Generator(store, strategy, settings, stop).prepare()
@@ -109,17 +120,7 @@ def run(args: argparse.Namespace) -> int:
                     retry=retry,
                 ).run(),
             )
-            pool = WorkerPool(
-                workers,
-                dsn,
-                worker_settings(
-                    args,
-                    exit_when_idle=False,
-                    idle_poll_seconds=LOCAL_POLL_SECONDS,
-                    strategy=strategy.name,
-                ),
-                worker_log_setup,
-            )
+            pool.connect(dsn)
             logger.info(
                 "search running",
                 extra={"strategy": strategy.name, "workers": workers},
@@ -135,8 +136,7 @@ def run(args: argparse.Namespace) -> int:
             )
     finally:
         stop.set()
-        if pool is not None:
-            pool.stop()
+        pool.stop()
         if server is not None:
             server.stop()
 
