@@ -158,38 +158,60 @@ def _watch(
     bound is what the user asked for.
     """
     meter = RateMeter()
+    # The outcome is said once the live display is gone, below its last frame.
     with ProgressDisplay(strategy, draw_bars) as display:
-        while not stop.wait(REFRESH_SECONDS):
-            failed = [job.name for job in jobs if job.failed.is_set()]
-            if failed:
-                output.error(
-                    f"the {' and '.join(failed)} stopped on an error; see the log "
-                    "lines above, then run the same command again"
-                )
-                return output.EXIT_FAILURE
-            snapshot = take_snapshot(store, strategy, meter)
-            if snapshot is None:
-                continue
-            display.show(snapshot)
-            progress = snapshot.progress
-            end = _earlier(progress.search.end_ordinal, bound)
-            if end is not None and progress.first_unfinished >= end:
-                output.say(
-                    _completion_line(strategy, snapshot.completed_through, progress)
-                )
-                return output.EXIT_OK
-            dead = progress.blocks.get("DEAD", 0)
-            if dead and _only_dead_left(progress, end):
-                output.error(
-                    f"{dead} block(s) are DEAD and nothing else is left to do; see "
-                    "`riemann blocks dead`, then `riemann blocks requeue --all`"
-                )
-                return output.EXIT_FAILURE
-            if not pool.replace_dead():
-                output.error("worker processes keep dying; see the log lines above")
-                return output.EXIT_FAILURE
-    output.error("stopped; run the same command again to resume where it stopped")
-    return output.EXIT_INTERRUPTED
+        code, message = _outcome(
+            store, strategy, bound, stop, pool, jobs, display, meter
+        )
+    if code == output.EXIT_OK:
+        output.say(message)
+    else:
+        output.error(message)
+    return code
+
+
+def _outcome(
+    store: Store,
+    strategy: Strategy[Any],
+    bound: int | None,
+    stop: threading.Event,
+    pool: WorkerPool,
+    jobs: list[JobThread],
+    display: ProgressDisplay,
+    meter: RateMeter,
+) -> tuple[int, str]:
+    """Follow the search until it ends one way or another: the exit code and the
+    sentence that says why."""
+    while not stop.wait(REFRESH_SECONDS):
+        failed = [job.name for job in jobs if job.failed.is_set()]
+        if failed:
+            return output.EXIT_FAILURE, (
+                f"the {' and '.join(failed)} stopped on an error; see the log lines "
+                "above, then run the same command again"
+            )
+        snapshot = take_snapshot(store, strategy, meter)
+        if snapshot is None:
+            continue
+        display.show(snapshot)
+        progress = snapshot.progress
+        end = _earlier(progress.search.end_ordinal, bound)
+        if end is not None and progress.first_unfinished >= end:
+            return output.EXIT_OK, _completion_line(
+                strategy, snapshot.completed_through, progress
+            )
+        dead = progress.blocks.get("DEAD", 0)
+        if dead and _only_dead_left(progress, end):
+            return output.EXIT_FAILURE, (
+                f"{dead} block(s) are DEAD and nothing else is left to do; see "
+                "`riemann blocks dead`, then `riemann blocks requeue --all`"
+            )
+        if not pool.replace_dead():
+            return output.EXIT_FAILURE, (
+                "worker processes keep dying; see the log lines above"
+            )
+    return output.EXIT_INTERRUPTED, (
+        "stopped; run the same command again to resume where it stopped"
+    )
 
 
 def _earlier(first: int | None, second: int | None) -> int | None:
