@@ -572,6 +572,7 @@ class Store:
                     "state": new_state,
                     "retry_after_seconds": retry_after_seconds,
                     "error": error,
+                    "lease_expired": False,
                 },
             )
             return cursor.rowcount == 1
@@ -604,13 +605,14 @@ class Store:
             for block_id, strategy, lease_id, attempts, worker_id in cursor.fetchall():
                 new_state, retry_after = decide(attempts)
                 cursor.execute(
-                    query("expire_block"),
+                    query("fail_block"),
                     {
                         "block_id": block_id,
                         "lease_id": lease_id,
                         "state": new_state,
                         "retry_after_seconds": retry_after,
                         "error": f"lease expired on worker {worker_id}",
+                        "lease_expired": True,
                     },
                 )
                 if cursor.rowcount == 1:

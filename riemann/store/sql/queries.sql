@@ -111,7 +111,9 @@ VALUES (%(strategy)s, %(n)s::numeric, %(divisor_sum)s::numeric,
         %(block_id)s);
 
 -- name: fail_block
--- By the worker holding the lease, while it holds it.
+-- By the worker holding the lease while it holds it (lease_expired false), or by
+-- the janitor under the lease it read as expired (true): a compare-and-set either
+-- way, so neither overrides the other or a worker that just finished.
 UPDATE search_blocks
 SET state = %(state)s::block_state,
     claimable_at = now() + make_interval(secs => %(retry_after_seconds)s),
@@ -121,20 +123,7 @@ SET state = %(state)s::block_state,
 WHERE block_id = %(block_id)s
   AND lease_id = %(lease_id)s::uuid
   AND state = 'IN_PROGRESS'
-  AND lease_expires_at > now();
-
--- name: expire_block
--- By the janitor, under the lease it read as expired (a compare-and-set).
-UPDATE search_blocks
-SET state = %(state)s::block_state,
-    claimable_at = now() + make_interval(secs => %(retry_after_seconds)s),
-    lease_id = NULL,
-    lease_expires_at = NULL,
-    last_error = %(error)s
-WHERE block_id = %(block_id)s
-  AND lease_id = %(lease_id)s::uuid
-  AND state = 'IN_PROGRESS'
-  AND lease_expires_at <= now();
+  AND (lease_expires_at <= now()) = %(lease_expired)s;
 
 -- name: release_block
 UPDATE search_blocks
