@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from riemann.jobs.connection import StoppedError, with_reconnect
+from riemann.jobs.notices import wait_for_notice
 from riemann.store import Search, Store
 from riemann.strategies import SearchBlock, Strategy
 
@@ -58,6 +59,10 @@ class GeneratorSettings:
     target_seconds: float = 60.0
     min_queue_depth: int = 4
     poll_seconds: float = 5.0
+    """The longest wait between two looks at the queue; a claim wakes it sooner."""
+    settle_seconds: float = 0.5
+    """How long a generator woken by a claim waits before it looks, so that a burst
+    of claims from a large farm makes one top-up, not one each."""
     worker_seen_within_seconds: float = 180.0
 
 
@@ -155,8 +160,15 @@ class Generator:
         return reached
 
     def run(self) -> int:
-        """Keep the queue filled until stopped, or until the bound is fully queued."""
+        """Keep the queue filled until stopped, or until the bound is fully queued.
+
+        Each claim notifies the generator, which then tops the queue up at once:
+        workers that finish blocks quickly (the first, small blocks of a search) do
+        not wait for the next look at the queue.
+        """
+        settings = self.settings
         try:
+            with_reconnect(self.store.listen_for_claims, self.stop)
             while not self.stop.is_set():
                 reached = with_reconnect(lambda: self.run_once(False), self.stop)
                 if reached:
@@ -164,7 +176,14 @@ class Generator:
                         "search fully enqueued", extra={"strategy": self.strategy.name}
                     )
                     return 0
-                self.stop.wait(self.settings.poll_seconds)
+                woken = with_reconnect(
+                    lambda: wait_for_notice(
+                        self.store, settings.poll_seconds, self.stop
+                    ),
+                    self.stop,
+                )
+                if woken:
+                    self.stop.wait(settings.settle_seconds)
         except StoppedError:
             pass
         return 0

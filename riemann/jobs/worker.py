@@ -21,6 +21,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from riemann.jobs.connection import StoppedError, with_reconnect
+from riemann.jobs.notices import STOP_CHECK_SECONDS, wait_for_notice
 from riemann.jobs.retry import DEAD, RetryPolicy
 from riemann.jobs.stopping import install_stop_handlers
 from riemann.store import BlockRejectedError, ClaimedBlock, Store
@@ -35,8 +36,6 @@ from riemann.strategies import (
 
 logger = logging.getLogger(__name__)
 
-STOP_CHECK_SECONDS = 0.2
-"""How often a worker that computes looks for a stop request."""
 MAX_WORKER_RESTARTS = 5
 STOP_GRACE_SECONDS = 30.0
 """How long a stopping worker may take to release or finish its block."""
@@ -60,6 +59,8 @@ def process_exactly(
 class WorkerSettings:
     lease_seconds: float = 60.0
     idle_poll_seconds: float = 2.0
+    """How long an idle worker waits before it looks for a block again, unless a
+    notice of claimable blocks wakes it first."""
     exit_when_idle: bool = False
     exact: bool = False
     strategy: str | None = None
@@ -140,6 +141,7 @@ class Worker:
                     self.worker_id, socket.gethostname(), os.getpid()
                 )
             )
+            self._reconnecting(self.store.listen_for_claimable_blocks)
             logger.info("worker started", extra={"worker": self.worker_id})
             while not self.stop.is_set():
                 claim = self._reconnecting(
@@ -154,7 +156,11 @@ class Worker:
                 elif self.settings.exit_when_idle:
                     break
                 else:
-                    self.stop.wait(self.settings.idle_poll_seconds)
+                    self._reconnecting(
+                        lambda: wait_for_notice(
+                            self.store, self.settings.idle_poll_seconds, self.stop
+                        )
+                    )
                 # Also the heartbeat of an idle worker, so it is listed as live.
                 self._reconnecting(lambda: self.store.worker_seen(self.worker_id, None))
         except StoppedError:

@@ -8,9 +8,16 @@ random id and an expiry); every later write names the lease and succeeds only wh
 the block is still IN_PROGRESS under that same lease, so a worker whose lease expired,
 or whose block the janitor already failed, can change nothing. A block's results and
 its FINISHED state are written in one transaction.
+
+Jobs need not poll to learn that something changed: enqueued, released and requeued
+blocks notify the channel workers listen on, and claims the one generators listen on
+(LISTEN/NOTIFY), so an idle worker claims new work at once and a generator tops the
+queue up as soon as it shrinks. A notice is only a hint to look again; jobs still poll,
+less often, in case one is lost (a connection pooler in between drops them, say).
 """
 
 import logging
+import select
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -169,9 +176,14 @@ class Store:
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self._connection: psycopg2.extensions.connection | None = None
+        self._listen_queries: list[str] = []
+        """LISTEN statements to repeat on every new connection."""
 
     def connect(self) -> None:
-        """Open the connection (again); DatabaseUnavailableError if that fails."""
+        """Open the connection (again); DatabaseUnavailableError if that fails.
+
+        A new connection listens on the channels the old one did.
+        """
         self.close()
         try:
             self._connection = psycopg2.connect(
@@ -184,6 +196,10 @@ class Store:
                 f"cannot connect to the database: {describe_connection_error(error)}",
                 permanent=is_permanent_connection_error(error),
             ) from None
+        if self._listen_queries:
+            with self._transaction() as cursor:
+                for name in self._listen_queries:
+                    cursor.execute(query(name))
 
     def close(self) -> None:
         if self._connection is not None:
@@ -223,6 +239,50 @@ class Store:
             raise SchemaError(
                 "the database has no riemann schema; run `riemann db upgrade` first"
             ) from None
+
+    # --- notices ----------------------------------------------------------------
+
+    def listen_for_claimable_blocks(self) -> None:
+        """From now on, `wait_for_notice` wakes when blocks become claimable."""
+        self._listen("listen_blocks_claimable")
+
+    def listen_for_claims(self) -> None:
+        """From now on, `wait_for_notice` wakes when a block is claimed."""
+        self._listen("listen_block_claimed")
+
+    def _listen(self, name: str) -> None:
+        if name in self._listen_queries:
+            return
+        with self._transaction() as cursor:
+            cursor.execute(query(name))
+        self._listen_queries.append(name)
+
+    def wait_for_notice(self, seconds: float) -> bool:
+        """Wait up to `seconds` for a notice on a channel this store listens on.
+
+        True when one came, now or since the last wait (every pending notice is
+        consumed); False after the full wait.
+        """
+        if self._connection is None or self._connection.closed:
+            self.connect()
+        connection = self._connection
+        assert connection is not None
+        try:
+            connection.poll()
+            if not connection.notifies:
+                readable, _, _ = select.select([connection], [], [], seconds)
+                if readable:
+                    connection.poll()
+            if connection.closed:
+                raise psycopg2.OperationalError("the server closed the connection")
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+            self.close()
+            raise DatabaseUnavailableError(
+                f"lost the database connection: {describe_connection_error(error)}"
+            ) from None
+        noticed = bool(connection.notifies)
+        connection.notifies.clear()
+        return noticed
 
     # --- schema -----------------------------------------------------------------
 
@@ -395,6 +455,7 @@ class Store:
                     query("advance_search"),
                     {"strategy": strategy, "next_ordinal": expected_start},
                 )
+                cursor.execute(query("notify_blocks_claimable"), {"strategy": strategy})
         return blocks
 
     def recent_throughput(self, strategy: str) -> float | None:
@@ -424,6 +485,7 @@ class Store:
                 cursor.execute(
                     query("worker_seen"), {"worker_id": worker_id, "block_id": row[0]}
                 )
+                cursor.execute(query("notify_block_claimed"), {"strategy": row[1]})
         if row is None:
             return None
         (
@@ -584,7 +646,12 @@ class Store:
                 query("release_block"),
                 {"block_id": claim.block_id, "lease_id": claim.lease_id},
             )
-            return cursor.rowcount == 1
+            released: bool = cursor.rowcount == 1
+            if released:
+                cursor.execute(
+                    query("notify_blocks_claimable"), {"strategy": claim.strategy}
+                )
+            return released
 
     def expire_leases(
         self,
@@ -628,7 +695,10 @@ class Store:
                 query("requeue_dead"),
                 {"block_ids": None if block_ids is None else list(block_ids)},
             )
-            return sorted(row[0] for row in cursor.fetchall())
+            requeued = cursor.fetchall()
+            for strategy in sorted({row[1] for row in requeued}):
+                cursor.execute(query("notify_blocks_claimable"), {"strategy": strategy})
+            return sorted(row[0] for row in requeued)
 
     # --- workers ------------------------------------------------------------------
 

@@ -9,9 +9,14 @@ import pytest
 from riemann.jobs.generator import Generator, GeneratorSettings
 from riemann.jobs.janitor import Janitor
 from riemann.jobs.retry import DEAD, FAILED
-from riemann.store import BlockRejectedError, SearchConflictError, Store
+from riemann.store import (
+    BlockRejectedError,
+    DatabaseUnavailableError,
+    SearchConflictError,
+    Store,
+)
 from riemann.strategies import strategy_named
-from tests.integration.conftest import sql
+from tests.integration.conftest import sql, wait_until
 
 SUPERABUNDANT = strategy_named("superabundant")
 EXHAUSTIVE = strategy_named("exhaustive")
@@ -229,3 +234,95 @@ def test_a_bounded_search_is_extended_by_a_later_bound(store):
     store.ensure_search("exhaustive", 5041, 6000, THRESHOLD)
     assert store.ensure_search("exhaustive", 5041, 9000, THRESHOLD).end_ordinal == 9000
     assert store.ensure_search("exhaustive", 5041, 7000, THRESHOLD).end_ordinal == 9000
+
+
+def test_enqueued_blocks_notify_a_store_listening_for_claimable_blocks(store, dsn):
+    with Store(dsn) as listener:
+        listener.listen_for_claimable_blocks()
+        assert not listener.wait_for_notice(0)
+
+        enqueue(store, count=2)
+
+        assert listener.wait_for_notice(30)
+        assert not listener.wait_for_notice(0), "every pending notice is consumed"
+
+
+def test_released_and_requeued_blocks_notify_listening_stores(store, dsn):
+    enqueue(store, count=2)
+    with Store(dsn) as listener:
+        listener.listen_for_claimable_blocks()
+        released = store.claim_block("w", 60)
+        assert store.release_block(released)
+        assert listener.wait_for_notice(30)
+
+        buried = store.claim_block("w", 60)
+        assert store.fail_block(buried, "broken", DEAD, 0)
+        assert not listener.wait_for_notice(0), "a DEAD block is not claimable"
+        assert store.requeue_dead() == [buried.block_id]
+        assert listener.wait_for_notice(30)
+
+
+def test_a_claim_notifies_a_store_listening_for_claims(store, dsn):
+    enqueue(store, count=2)
+    with Store(dsn) as listener:
+        listener.listen_for_claims()
+        enqueue(store, count=1)
+        assert not listener.wait_for_notice(0), "enqueueing is not a claim"
+
+        store.claim_block("w", 60)
+
+        assert listener.wait_for_notice(30)
+
+
+def test_a_listening_store_listens_again_after_losing_its_connection(dsn):
+    with Store(dsn) as listener:
+        listener.upgrade()
+        listener.listen_for_claimable_blocks()
+        terminated = sql(
+            dsn,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        assert terminated == [(True,)]
+        with pytest.raises(DatabaseUnavailableError):  # noqa: PT012 - the loop waits
+            # The server's goodbye may come as a message first, and the end of the
+            # connection at the next read.
+            for _ in range(100):
+                listener.wait_for_notice(0.3)
+
+        assert not listener.wait_for_notice(0)  # reconnected, and listening again
+        with Store(dsn) as other:
+            enqueue(other, count=1)
+
+        assert listener.wait_for_notice(30)
+
+
+def test_a_claim_wakes_the_generator_to_top_the_queue_up(store, dsn):
+    settings = GeneratorSettings(
+        start_ordinal=5041,
+        end_ordinal=None,
+        store_threshold=THRESHOLD,
+        block_size=100,
+        min_queue_depth=3,
+        poll_seconds=600,
+        settle_seconds=0,
+    )
+    stop = threading.Event()
+
+    def generate():
+        with Store(dsn) as own:
+            Generator(own, EXHAUSTIVE, settings, stop).run()
+
+    thread = threading.Thread(target=generate)
+    thread.start()
+    try:
+        wait_until(lambda: store.claimable_count("exhaustive") == 3,
+                   what="the first blocks")  # fmt: skip
+        store.claim_block("w", 60)
+
+        wait_until(lambda: store.claimable_count("exhaustive") == 3, timeout=60,
+                   what="the generator to replace the claimed block")  # fmt: skip
+        assert sql(dsn, "SELECT count(*) FROM search_blocks") == [(4,)]
+    finally:
+        stop.set()
+        thread.join(10)

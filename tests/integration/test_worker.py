@@ -168,3 +168,38 @@ def test_a_worker_reconnects_after_losing_the_database(store, dsn):
     assert sql(dsn, "SELECT count(*) FROM search_blocks WHERE state = 'FINISHED'") == [
         (3,)
     ]
+
+
+class WaitingStore(Store):
+    """A store that says when a job first waits on it for a notice."""
+
+    def __init__(self, dsn):
+        super().__init__(dsn)
+        self.waiting = threading.Event()
+
+    def wait_for_notice(self, seconds):
+        self.waiting.set()
+        return super().wait_for_notice(seconds)
+
+
+def test_an_idle_worker_claims_new_blocks_at_once_not_at_its_next_poll(store, dsn):
+    store.ensure_search("exhaustive", 5041, None, "1.767")
+    stop = threading.Event()
+    with WaitingStore(dsn) as worker_store:
+        worker = Worker(
+            worker_store,
+            WorkerSettings(lease_seconds=30, idle_poll_seconds=600),
+            stop,
+            worker_id="listening",
+        )
+        thread = threading.Thread(target=worker.run)
+        thread.start()
+        try:
+            assert worker_store.waiting.wait(30), "the worker never went idle"
+            enqueue(store, count=2)
+
+            wait_until(lambda: worker.blocks_finished == 2, timeout=60,
+                       what="the worker to be woken by the new blocks")  # fmt: skip
+        finally:
+            stop.set()
+            thread.join(10)

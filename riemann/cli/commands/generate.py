@@ -12,7 +12,7 @@ from riemann.strategies import strategy_named
 
 
 def generator_settings(
-    args: argparse.Namespace, poll_seconds: float = 5.0
+    args: argparse.Namespace, poll_seconds: float = 5.0, settle_seconds: float = 0.5
 ) -> GeneratorSettings:
     start, end = search_bounds(args, strategy_named(args.strategy))
     return GeneratorSettings(
@@ -23,6 +23,7 @@ def generator_settings(
         target_seconds=args.target_seconds,
         min_queue_depth=getattr(args, "queue_depth", 4),
         poll_seconds=poll_seconds,
+        settle_seconds=settle_seconds,
     )
 
 

@@ -29,11 +29,13 @@ from riemann.strategies import Strategy, strategy_named
 
 logger = logging.getLogger(__name__)
 
-REFRESH_SECONDS = 0.5
+REFRESH_SECONDS = 0.2
 """How often the progress is redrawn and the end of the bound looked for."""
 JANITOR_INTERVAL_SECONDS = 5.0
 LOCAL_POLL_SECONDS = 0.25
 """On one machine the database is close: the queue is topped up and polled often."""
+LOCAL_SETTLE_SECONDS = 0.02
+"""A handful of local workers make no burst of claims worth waiting for."""
 
 
 class JobThread:
@@ -62,7 +64,9 @@ class JobThread:
 
 def run(args: argparse.Namespace) -> int:
     strategy = strategy_named(args.strategy)
-    settings = generator_settings(args, poll_seconds=LOCAL_POLL_SECONDS)
+    settings = generator_settings(
+        args, poll_seconds=LOCAL_POLL_SECONDS, settle_seconds=LOCAL_SETTLE_SECONDS
+    )
     workers = worker_count(args, default=os.cpu_count() or 1)
     draw_bars = not args.no_progress and sys.stderr.isatty()
     if draw_bars:

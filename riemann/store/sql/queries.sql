@@ -50,6 +50,20 @@ VALUES (%(strategy)s, %(start_index)s, %(end_index)s, %(start_ordinal)s,
 -- name: advance_search
 UPDATE searches SET next_ordinal = %(next_ordinal)s WHERE strategy = %(strategy)s;
 
+-- name: notify_blocks_claimable
+-- Wakes idle workers at once (delivered when the transaction commits).
+SELECT pg_notify('riemann_blocks_claimable', %(strategy)s);
+
+-- name: notify_block_claimed
+-- Tells generators the queue got shorter (delivered when the transaction commits).
+SELECT pg_notify('riemann_block_claimed', %(strategy)s);
+
+-- name: listen_blocks_claimable
+LISTEN riemann_blocks_claimable;
+
+-- name: listen_block_claimed
+LISTEN riemann_block_claimed;
+
 -- name: claimable_count
 SELECT count(*)
 FROM search_blocks
@@ -152,7 +166,7 @@ SET state = 'NOT_STARTED', attempts = 0, claimable_at = now(), lease_id = NULL,
     lease_expires_at = NULL
 WHERE state = 'DEAD'
   AND (%(block_ids)s::bigint[] IS NULL OR block_id = ANY (%(block_ids)s::bigint[]))
-RETURNING block_id;
+RETURNING block_id, strategy;
 
 -- name: upsert_worker
 INSERT INTO workers (worker_id, hostname, pid)
