@@ -39,7 +39,7 @@ from riemann.store.errors import (
 )
 from riemann.store.migrations import available_migrations, latest_version
 from riemann.store.queries import query
-from riemann.strategies.base import BlockResult, SearchBlock
+from riemann.strategies.base import BlockResult, SearchBlock, WitnessRecord
 from riemann.witness import decimal_text, integer_text
 
 logger = logging.getLogger(__name__)
@@ -563,7 +563,7 @@ class Store:
         duration_seconds: float,
         worker_id: str,
     ) -> bool:
-        best = result.best
+        best, best_above_5040 = result.best, result.best_above_5040
         with self._transaction() as cursor:
             cursor.execute(
                 query("finish_block"),
@@ -572,10 +572,10 @@ class Store:
                     "lease_id": claim.lease_id,
                     "duration_seconds": duration_seconds,
                     "candidates_checked": result.candidates_checked,
-                    "best_n": None if best is None else integer_text(best.n),
-                    "best_witness_value": None
-                    if best is None
-                    else decimal_text(best.witness_value, WITNESS_DIGITS),
+                    "best_n": _n_of(best),
+                    "best_witness_value": _witness_value_of(best),
+                    "best_above_5040_n": _n_of(best_above_5040),
+                    "best_above_5040_witness_value": _witness_value_of(best_above_5040),
                     "digest": result.digest,
                 },
             )
@@ -826,6 +826,16 @@ class Store:
             raise DatabaseUnavailableError(
                 f"lost the database connection: {describe_connection_error(error)}"
             ) from None
+
+
+def _n_of(record: WitnessRecord | None) -> str | None:
+    return None if record is None else integer_text(record.n)
+
+
+def _witness_value_of(record: WitnessRecord | None) -> str | None:
+    if record is None:
+        return None
+    return decimal_text(record.witness_value, WITNESS_DIGITS)
 
 
 def _search(row: tuple[Any, ...]) -> Search:

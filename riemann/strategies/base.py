@@ -14,11 +14,18 @@ from typing import Generic, TypeVar
 
 from gmpy2 import mpfr
 
-from riemann.witness import integer_text, log_of, to_mpfr, witness_value
+from riemann.witness import (
+    ROBIN_BOUND,
+    e_gamma,
+    integer_text,
+    log_of,
+    to_mpfr,
+    witness_value,
+)
 
 IndexT = TypeVar("IndexT")
 
-DIGEST_FORMAT = "riemann block result 2"
+DIGEST_FORMAT = "riemann block result 3"
 """First line of the text a digest is taken of; change it whenever that text changes."""
 
 
@@ -57,8 +64,12 @@ class WitnessRecord:
 class BlockResult:
     """The exact outcome of processing one block.
 
-    `best` is the candidate with the largest witness value (the smaller n on a tie);
-    `records` holds every candidate whose witness value exceeds `threshold`, by n.
+    `best` is the candidate with the largest witness value (the smaller n on a tie),
+    and `best_above_5040` the same among the candidates n > 5040, where a
+    counterexample would be: the two differ only in blocks that hold n <= 5040, whose
+    small n have the largest witness values of all. `records` holds every candidate
+    whose witness value exceeds `threshold`, and every counterexample whatever the
+    threshold, by n.
     """
 
     block: SearchBlock
@@ -66,6 +77,7 @@ class BlockResult:
     candidates_checked: int
     best: WitnessRecord | None
     records: tuple[WitnessRecord, ...]
+    best_above_5040: WitnessRecord | None
     digest: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -110,9 +122,13 @@ def result_digest(result: BlockResult) -> str:
         f"threshold {threshold_text(result.threshold)}",
         f"candidates {result.candidates_checked}",
     ]
-    if result.best is not None:
-        best = result.best
-        lines.append(f"best {integer_text(best.n)} {integer_text(best.divisor_sum)}")
+    for label, best in (
+        ("best", result.best),
+        ("best above 5040", result.best_above_5040),
+    ):
+        if best is not None:
+            n, divisor_sum = integer_text(best.n), integer_text(best.divisor_sum)
+            lines.append(f"{label} {n} {divisor_sum}")
     lines.extend(
         f"record {integer_text(r.n)} {integer_text(r.divisor_sum)}"
         for r in result.records
@@ -132,10 +148,10 @@ class BlockScan:
         self.block = block
         self.threshold = threshold
         self._threshold_value = to_mpfr(threshold)
+        self._e_gamma = e_gamma()
         self._checked = 0
-        self._best: tuple[mpfr, int, int, int | None, tuple[int, ...] | None] | None = (
-            None
-        )
+        self._best: _Candidate | None = None
+        self._best_above_5040: _Candidate | None = None
         self._records: dict[int, WitnessRecord] = {}
 
     def consider(
@@ -160,27 +176,56 @@ class BlockScan:
         level: int | None = None,
         exponents: tuple[int, ...] | None = None,
     ) -> None:
-        """Compare an already counted candidate with the threshold and the best."""
+        """Compare an already counted candidate with the threshold and the bests.
+
+        A counterexample (n > 5040, W(n) >= e^gamma) is a record whatever the
+        threshold, so no setting can keep one from being stored and reported.
+        """
         value = witness_value(n, divisor_sum)
-        best = self._best
-        if best is None or value > best[0] or (value == best[0] and n < best[1]):
-            self._best = (value, n, divisor_sum, level, exponents)
-        if value > self._threshold_value and n not in self._records:
+        candidate = (value, n, divisor_sum, level, exponents)
+        if _beats(candidate, self._best):
+            self._best = candidate
+        above_bound = n > ROBIN_BOUND
+        if above_bound and _beats(candidate, self._best_above_5040):
+            self._best_above_5040 = candidate
+        is_record = value > self._threshold_value or (
+            above_bound and value >= self._e_gamma
+        )
+        if is_record and n not in self._records:
             self._records[n] = WitnessRecord(
                 n, divisor_sum, value, log_of(n), level, exponents
             )
 
-    @property
-    def best_witness_value(self) -> mpfr | None:
-        return None if self._best is None else self._best[0]
-
     def result(self) -> BlockResult:
-        best = None
-        if self._best is not None:
-            value, n, divisor_sum, level, exponents = self._best
-            best = WitnessRecord(n, divisor_sum, value, log_of(n), level, exponents)
         records = tuple(self._records[n] for n in sorted(self._records))
-        return BlockResult(self.block, self.threshold, self._checked, best, records)
+        return BlockResult(
+            self.block,
+            self.threshold,
+            self._checked,
+            _record_of(self._best),
+            records,
+            _record_of(self._best_above_5040),
+        )
+
+
+_Candidate = tuple[mpfr, int, int, int | None, tuple[int, ...] | None]
+"""(witness value, n, sigma(n), level, exponents) of a candidate being compared."""
+
+
+def _beats(candidate: _Candidate, best: _Candidate | None) -> bool:
+    """A larger witness value wins; of two equal ones, the smaller n."""
+    return (
+        best is None
+        or candidate[0] > best[0]
+        or (candidate[0] == best[0] and candidate[1] < best[1])
+    )
+
+
+def _record_of(candidate: _Candidate | None) -> WitnessRecord | None:
+    if candidate is None:
+        return None
+    value, n, divisor_sum, level, exponents = candidate
+    return WitnessRecord(n, divisor_sum, value, log_of(n), level, exponents)
 
 
 class Strategy(ABC, Generic[IndexT]):

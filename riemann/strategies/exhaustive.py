@@ -12,6 +12,7 @@ from riemann.strategies.base import (
     SearchBlock,
     Strategy,
 )
+from riemann.witness import ROBIN_BOUND
 
 SMALLEST_CANDIDATE = 3
 """The witness value n / (n ln ln n) needs ln ln n > 0, that is n >= 3."""
@@ -47,11 +48,7 @@ class ExhaustiveStrategy(Strategy[int]):
 
     def process_exact(self, block: SearchBlock, threshold: str) -> BlockResult:
         scan = BlockScan(block, threshold)
-        start, end = block.start_ordinal, block.end_ordinal
-        for n, divisor_sum in zip(
-            range(start, end), divisor_sums_of_range(start, end), strict=True
-        ):
-            scan.consider(n, divisor_sum)
+        _consider_exactly(scan, block.start_ordinal, block.end_ordinal)
         return scan.result()
 
     def process(self, block: SearchBlock, threshold: str) -> BlockResult:
@@ -59,7 +56,10 @@ class ExhaustiveStrategy(Strategy[int]):
         only the candidates the screen cannot rule out; equal to `process_exact`.
 
         Above `LARGEST_N` the kernel's int64 and float64 arithmetic is no longer exact,
-        and the block goes to the exact path.
+        and the block goes to the exact path. So does its part up to 5040: the
+        kernel's screen keeps only what might beat the best of its own range, and
+        next to the large witness values of small n that would lose the best above
+        5040.
         """
         # Imported here: numba takes most of a second to load, which commands that
         # never compute (status, export) should not pay.
@@ -69,8 +69,10 @@ class ExhaustiveStrategy(Strategy[int]):
         if end - 1 > LARGEST_N or start < SMALLEST_CANDIDATE:
             return self.process_exact(block, threshold)
         scan = BlockScan(block, threshold)
-        scan.count_screened(block.candidate_count)
-        for n, divisor_sum in screen_range(start, end, threshold):
+        kernel_start = min(max(start, ROBIN_BOUND + 1), end)
+        _consider_exactly(scan, start, kernel_start)
+        scan.count_screened(end - kernel_start)
+        for n, divisor_sum in screen_range(kernel_start, end, threshold):
             scan.settle(n, divisor_sum)
         return scan.result()
 
@@ -80,6 +82,14 @@ class ExhaustiveStrategy(Strategy[int]):
     def end_after(self, last_n: int) -> int:
         """The end ordinal of a search that checks every n up to `last_n`."""
         return last_n + 1
+
+
+def _consider_exactly(scan: BlockScan, start: int, end: int) -> None:
+    """Feed every n in [start, end) to `scan` with its exact divisor sum."""
+    for n, divisor_sum in zip(
+        range(start, end), divisor_sums_of_range(start, end), strict=True
+    ):
+        scan.consider(n, divisor_sum)
 
 
 STRATEGY = ExhaustiveStrategy()

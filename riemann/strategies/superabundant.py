@@ -28,6 +28,8 @@ from riemann.strategies.base import (
 )
 
 FIRST_LEVEL = 2
+FIRST_LEVEL_ABOVE_5040 = 13
+"""Every candidate of level L is at least 2^L, and 2^12 = 4096 <= 5040 < 2^13."""
 
 SuperabundantIndex = tuple[int, int]
 
@@ -105,11 +107,17 @@ class SuperabundantStrategy(Strategy[SuperabundantIndex]):
     def process_exact(self, block: SearchBlock, threshold: str) -> BlockResult:
         self.refuse_start_before_first(block.start_ordinal)
         scan = BlockScan(block, threshold)
-        remaining = block.candidate_count
-        level, index_in_level = self.index_at(block.start_ordinal)
+        self._consider_exactly(scan, block.start_ordinal, block.end_ordinal)
+        return scan.result()
+
+    def _consider_exactly(self, scan: BlockScan, start: int, end: int) -> None:
+        """Feed every candidate with an ordinal in [start, end) to `scan`, exactly."""
+        if end <= start:
+            return
+        remaining = end - start
+        level, index_in_level = self.index_at(start)
         # A partition of L has at most L parts: the last level needs the most primes.
-        last_level = self._levels.level_of(block.end_ordinal - 1)
-        primes = [mpz(p) for p in first_primes(last_level)]
+        primes = [mpz(p) for p in first_primes(self._levels.level_of(end - 1))]
         while remaining > 0:
             for exponents in partitions_from(level, index_in_level):
                 n, divisor_sum = _number_and_divisor_sum(primes, exponents)
@@ -118,22 +126,32 @@ class SuperabundantStrategy(Strategy[SuperabundantIndex]):
                 if remaining == 0:
                     break
             level, index_in_level = level + 1, 0
-        return scan.result()
 
     def process(self, block: SearchBlock, threshold: str) -> BlockResult:
         """The block's result by the compiled kernel's float screen, settling exactly
-        only the candidates the screen cannot rule out; equal to `process_exact`."""
+        only the candidates the screen cannot rule out; equal to `process_exact`.
+
+        Levels below FIRST_LEVEL_ABOVE_5040 (a few hundred candidates) go to the
+        exact path: the screen keeps only what might beat the best of its own
+        range, and next to the large witness values of small n that would lose the
+        best above 5040.
+        """
         # Imported here: numba takes most of a second to load, which commands that
         # never compute (status, export) should not pay.
         from riemann.kernels.superabundant import screen_partitions
 
         self.refuse_start_before_first(block.start_ordinal)
-        level, index_in_level = self.index_at(block.start_ordinal)
         scan = BlockScan(block, threshold)
-        scan.count_screened(block.candidate_count)
+        start, end = block.start_ordinal, block.end_ordinal
+        kernel_start = min(max(start, self.ordinal((FIRST_LEVEL_ABOVE_5040, 0))), end)
+        self._consider_exactly(scan, start, kernel_start)
+        if kernel_start == end:
+            return scan.result()
+        level, index_in_level = self.index_at(kernel_start)
+        scan.count_screened(end - kernel_start)
         primes: list[mpz] = []
         for candidate_level, exponents in screen_partitions(
-            level, index_in_level, block.candidate_count, threshold
+            level, index_in_level, end - kernel_start, threshold
         ):
             if len(primes) < len(exponents):
                 primes = [mpz(p) for p in first_primes(2 * len(exponents))]

@@ -4,6 +4,7 @@ import itertools
 import threading
 import time
 
+import psycopg2.errors
 import pytest
 
 from riemann.jobs.generator import Generator, GeneratorSettings
@@ -326,3 +327,17 @@ def test_a_claim_wakes_the_generator_to_top_the_queue_up(store, dsn):
     finally:
         stop.set()
         thread.join(10)
+
+
+@pytest.mark.parametrize("bad_ordinal", ["NaN", "2.5", "-1", "1e1000"])
+def test_an_ordinal_that_is_not_a_whole_number_cannot_be_stored(
+    store, dsn, bad_ordinal
+):
+    (block,) = enqueue(store, count=1)
+    with pytest.raises(psycopg2.errors.CheckViolation):
+        sql(
+            dsn,
+            "UPDATE search_blocks SET end_ordinal = %(bad)s::numeric",
+            {"bad": bad_ordinal},
+        )
+    assert sql(dsn, "SELECT end_ordinal FROM search_blocks") == [(block.end_ordinal,)]

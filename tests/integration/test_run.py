@@ -71,3 +71,6 @@ def test_run_through_level_30_on_the_embedded_database_matches_the_exact_path(da
 
     status = run_riemann("status", "--data-dir", str(data_dir))
     assert "complete through  level 30  (whole bound)" in status.stdout
+    best = exact.best_above_5040
+    assert best is not None
+    assert f"W = {decimal_text(best.witness_value)} at n = {best.n} " in status.stdout

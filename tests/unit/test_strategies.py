@@ -1,3 +1,5 @@
+import math
+
 import pytest
 from gmpy2 import mpfr
 from hypothesis import given
@@ -10,8 +12,8 @@ from riemann.strategies import (
     strategy_named,
     strategy_names,
 )
-from riemann.strategies.base import BlockResult, SearchBlock, WitnessRecord
-from riemann.witness import e_gamma, precise, to_mpfr, witness_value
+from riemann.strategies.base import BlockResult, BlockScan, SearchBlock, WitnessRecord
+from riemann.witness import e_gamma, precise, to_mpfr, violates_robin, witness_value
 from tests.naive import (
     divisor_sum_of_exponents,
     divisor_sums_by_enumeration,
@@ -194,6 +196,63 @@ def test_exhaustive_search_to_ten_to_the_five_finds_the_brute_force_violations()
     assert result.best.n == 3
 
 
+def test_the_best_above_5040_is_found_beside_the_larger_values_of_small_n():
+    limit = 20_000
+    sums = divisor_sums_by_enumeration(limit)
+    above = range(5041, limit + 1)
+    brute_force = max(above, key=lambda n: witness_value_mpmath(n, sums[n], 40))
+    block = EXHAUSTIVE.block_between(3, EXHAUSTIVE.end_after(limit))
+
+    for result in (EXHAUSTIVE.process_exact(block, "1.767"),
+                   EXHAUSTIVE.process(block, "1.767")):  # fmt: skip
+        assert result.best is not None
+        assert result.best.n == 3
+        assert result.best_above_5040 is not None
+        assert result.best_above_5040.n == brute_force == 10080
+
+
+def test_the_superabundant_best_above_5040_through_level_30_is_the_brute_force_one():
+    divisor_sums = {
+        number_from_exponents(partition): divisor_sum_of_exponents(partition)
+        for level in range(2, 31)
+        for partition in partitions_descending(level)
+    }
+    brute_force = max(
+        (n for n in divisor_sums if n > 5040),
+        key=lambda n: witness_value_mpmath(n, divisor_sums[n], 40),
+    )
+    block = SUPERABUNDANT.block_between(
+        SUPERABUNDANT.ordinal((2, 0)), SUPERABUNDANT.end_after_level(30)
+    )
+
+    for result in (SUPERABUNDANT.process_exact(block, "1.767"),
+                   SUPERABUNDANT.process(block, "1.767")):  # fmt: skip
+        assert result.best is not None
+        assert result.best.n == 4
+        assert result.best_above_5040 is not None
+        assert result.best_above_5040.n == brute_force == 10080
+
+
+def test_a_block_without_n_above_5040_has_no_best_above_it():
+    result = EXHAUSTIVE.process(EXHAUSTIVE.block_between(3, 5041), "1.767")
+    assert result.best is not None
+    assert result.best_above_5040 is None
+
+
+def test_a_counterexample_is_a_record_whatever_the_threshold():
+    block = EXHAUSTIVE.block_between(10**6, 10**6 + 1)
+    n = 10**6
+    # An invented divisor sum: W(n) = 2 > e^gamma, as a counterexample would have.
+    divisor_sum = int(2 * n * math.log(math.log(n))) + 1
+    scan = BlockScan(block, "1000")
+    scan.consider(n, divisor_sum)
+    scan.consider(n + 1, 1)
+
+    (record,) = scan.result().records
+    assert record.n == n
+    assert violates_robin(n, record.witness_value)
+
+
 def test_records_exceed_the_threshold_strictly():
     value = witness_value(5040, 19344)
     threshold = format(value, ".90g")  # 90 digits read back as the same 256-bit value
@@ -217,16 +276,19 @@ def test_the_digest_depends_on_exact_quantities_only():
     exact = WitnessRecord(10, 18, to_mpfr("1.0"), to_mpfr("2.3"))
     rounded = WitnessRecord(10, 18, to_mpfr("1.0000001"), to_mpfr("2.31"))
     other_sigma = WitnessRecord(10, 19, to_mpfr("1.0"), to_mpfr("2.3"))
-    digest = BlockResult(block, "1", 1, exact, (exact,)).digest
-    assert BlockResult(block, "1", 1, rounded, (rounded,)).digest == digest
-    assert BlockResult(block, "1", 1, other_sigma, (other_sigma,)).digest != digest
-    assert BlockResult(block, "1.5", 1, exact, (exact,)).digest != digest
+    digest = BlockResult(block, "1", 1, exact, (exact,), None).digest
+    assert BlockResult(block, "1", 1, rounded, (rounded,), None).digest == digest
+    assert (
+        BlockResult(block, "1", 1, other_sigma, (other_sigma,), None).digest != digest
+    )
+    assert BlockResult(block, "1.5", 1, exact, (exact,), None).digest != digest
+    assert BlockResult(block, "1", 1, exact, (exact,), exact).digest != digest
 
 
 def _digest_at(threshold):
     block = SearchBlock("exhaustive", "10", "11", 10, 11)
     record = WitnessRecord(10, 18, to_mpfr("1.0"), to_mpfr("2.3"))
-    return BlockResult(block, threshold, 1, record, (record,)).digest
+    return BlockResult(block, threshold, 1, record, (record,), None).digest
 
 
 @pytest.mark.parametrize(

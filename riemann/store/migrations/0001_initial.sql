@@ -5,14 +5,20 @@ CREATE TYPE block_state AS ENUM (
     'NOT_STARTED', 'IN_PROGRESS', 'FINISHED', 'FAILED', 'DEAD'
 );
 
+-- A position in a strategy's enumeration: a whole number. NUMERIC also holds NaN
+-- (and, from PostgreSQL 14, infinities), which compare above every number; both
+-- fail "< 1e1000", so a hand-edited row cannot smuggle one in.
+CREATE DOMAIN ordinal AS numeric
+    CHECK (VALUE >= 0 AND VALUE < 1e1000 AND VALUE = trunc(VALUE));
+
 -- One search per strategy: where it starts and ends, where the generator goes on, and
 -- the store threshold that every worker applies to it.
 CREATE TABLE searches (
     strategy          text PRIMARY KEY,
     store_threshold   text NOT NULL,
-    start_ordinal     numeric NOT NULL,
-    end_ordinal       numeric,
-    next_ordinal      numeric NOT NULL,
+    start_ordinal     ordinal NOT NULL,
+    end_ordinal       ordinal,
+    next_ordinal      ordinal NOT NULL,
     created_at        timestamptz NOT NULL DEFAULT now(),
     CHECK (end_ordinal IS NULL OR end_ordinal >= start_ordinal),
     CHECK (next_ordinal >= start_ordinal)
@@ -25,8 +31,8 @@ CREATE TABLE search_blocks (
     strategy            text NOT NULL REFERENCES searches (strategy),
     start_index         text NOT NULL,
     end_index           text NOT NULL,
-    start_ordinal       numeric NOT NULL,
-    end_ordinal         numeric NOT NULL,
+    start_ordinal       ordinal NOT NULL,
+    end_ordinal         ordinal NOT NULL,
     state               block_state NOT NULL DEFAULT 'NOT_STARTED',
     attempts            integer NOT NULL DEFAULT 0,
     lease_id            uuid,
@@ -40,6 +46,10 @@ CREATE TABLE search_blocks (
     candidates_checked  numeric,
     best_n              numeric,
     best_witness_value  numeric,
+    -- The best among n > 5040, where counterexamples would be: the same as best_n
+    -- except in the first blocks, where small n have larger witness values.
+    best_above_5040_n              numeric,
+    best_above_5040_witness_value  numeric,
     digest              text,
     last_error          text,
     UNIQUE (strategy, start_ordinal),
@@ -59,6 +69,9 @@ CREATE INDEX search_blocks_finished
 CREATE INDEX search_blocks_unfinished
     ON search_blocks (strategy, start_ordinal)
     WHERE state <> 'FINISHED';
+CREATE INDEX search_blocks_best_above_5040
+    ON search_blocks (strategy, best_above_5040_witness_value DESC)
+    WHERE state = 'FINISHED';
 
 -- Every candidate whose witness value exceeded the store threshold, with its block.
 CREATE TABLE witnesses (

@@ -110,6 +110,8 @@ SET state = 'FINISHED',
     candidates_checked = %(candidates_checked)s,
     best_n = %(best_n)s::numeric,
     best_witness_value = %(best_witness_value)s::numeric,
+    best_above_5040_n = %(best_above_5040_n)s::numeric,
+    best_above_5040_witness_value = %(best_above_5040_witness_value)s::numeric,
     digest = %(digest)s,
     last_error = NULL
 WHERE block_id = %(block_id)s
@@ -233,19 +235,13 @@ WHERE strategy = %(strategy)s AND state = 'FINISHED'
   AND finished_at > now() - make_interval(secs => %(seconds)s);
 
 -- name: best_above_robin_bound
--- The largest witness value of an n > 5040 (where counterexamples would be), from the
--- stored records and the blocks' own bests.
-SELECT n, witness_value, block_id
-FROM (
-    SELECT n, witness_value, block_id
-    FROM witnesses
-    WHERE strategy = %(strategy)s AND n > 5040
-    UNION ALL
-    SELECT best_n, best_witness_value, block_id
-    FROM search_blocks
-    WHERE strategy = %(strategy)s AND state = 'FINISHED' AND best_n > 5040
-) AS candidates
-ORDER BY witness_value DESC, n
+-- The largest witness value of an n > 5040 (where counterexamples would be): the
+-- best of the finished blocks' own bests above 5040.
+SELECT best_above_5040_n, best_above_5040_witness_value, block_id
+FROM search_blocks
+WHERE strategy = %(strategy)s AND state = 'FINISHED'
+  AND best_above_5040_witness_value IS NOT NULL
+ORDER BY best_above_5040_witness_value DESC, best_above_5040_n
 LIMIT 1;
 
 -- name: finished_between
