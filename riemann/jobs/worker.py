@@ -204,18 +204,23 @@ class Worker:
         started = time.monotonic()
         computation = _Computation(self.process, strategy, block, claim.store_threshold)
         computation.start()
-        next_renewal = started + self.settings.renew_every_seconds
+        next_renewal: float | None = started + self.settings.renew_every_seconds
         while not computation.done.wait(STOP_CHECK_SECONDS):
             if self.stop.is_set():
                 break
-            if time.monotonic() < next_renewal:
+            if next_renewal is None or time.monotonic() < next_renewal:
                 continue
-            next_renewal += self.settings.renew_every_seconds
             renewed = self._reconnecting(
                 lambda: self.store.renew_lease(claim, self.settings.lease_seconds)
             )
+            # From now, not from when the renewal was due: a worker that was paused
+            # (SIGSTOP, a suspended laptop) renews once, not once per missed turn.
+            next_renewal = time.monotonic() + self.settings.renew_every_seconds
             if not renewed:
+                # The block is someone else's now; the computation cannot be
+                # interrupted, and its result will be refused.
                 logger.warning("lease lost while computing", extra=fields)
+                next_renewal = None
         if self.stop.is_set() and not computation.done.is_set():
             released = self._reconnecting(lambda: self.store.release_block(claim))
             logger.info("block released", extra={**fields, "released": released})

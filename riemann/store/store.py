@@ -544,9 +544,11 @@ class Store:
     ) -> bool:
         """Store the result and mark the block FINISHED, in one transaction.
 
-        False, with nothing written, when the lease was lost. A result the database
-        refuses (a record already stored by another block, a value out of range) is a
-        BlockRejectedError, with nothing written either.
+        False, with nothing written, when the lease was lost. True, again with
+        nothing written, when this same result is already stored under this lease:
+        finishing is safe to retry. A result the database refuses (a record already
+        stored by another block, a value out of range) is a BlockRejectedError, with
+        nothing written either.
         """
         try:
             return self._finish_block(claim, result, duration_seconds, worker_id)
@@ -580,8 +582,16 @@ class Store:
                 },
             )
             if cursor.rowcount != 1:
-                cursor.connection.rollback()
-                return False
+                # A retry after a commit whose reply was lost finds its own result.
+                cursor.execute(
+                    query("finished_under_lease"),
+                    {
+                        "block_id": claim.block_id,
+                        "lease_id": claim.lease_id,
+                        "digest": result.digest,
+                    },
+                )
+                return cursor.fetchone() is not None
             psycopg2.extras.execute_batch(
                 cursor,
                 query("insert_witness"),

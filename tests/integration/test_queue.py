@@ -72,6 +72,18 @@ def test_finishing_stores_the_result_and_the_records_in_one_go(store, dsn):
     assert sql(dsn, "SELECT DISTINCT block_id FROM witnesses") == [(claim.block_id,)]
 
 
+def test_finishing_again_under_the_same_lease_is_a_harmless_success(store, dsn):
+    # As when the reply to the first commit was lost and the worker retries.
+    enqueue(store, strategy=EXHAUSTIVE, start=3, size=5038, count=1)
+    claim = store.claim_block("w", 60)
+    assert finish(store, claim)
+    records = sql(dsn, "SELECT count(*) FROM witnesses")
+
+    assert finish(store, claim)
+    assert sql(dsn, "SELECT count(*) FROM witnesses") == records
+    assert block_state(dsn, claim.block_id) == ("FINISHED", 1)
+
+
 def test_a_worker_whose_lease_expired_cannot_finish(store, dsn):
     enqueue(store, count=1)
     claim = store.claim_block("w", lease_seconds=0.2)

@@ -119,6 +119,14 @@ WHERE block_id = %(block_id)s
   AND state = 'IN_PROGRESS'
   AND lease_expires_at > now();
 
+-- name: finished_under_lease
+SELECT 1
+FROM search_blocks
+WHERE block_id = %(block_id)s
+  AND lease_id = %(lease_id)s::uuid
+  AND state = 'FINISHED'
+  AND digest = %(digest)s;
+
 -- name: insert_witness
 INSERT INTO witnesses (strategy, n, divisor_sum, witness_value, log_n, level,
                        exponents, block_id)
