@@ -66,14 +66,30 @@ def non_negative_seconds(text: str) -> float:
     return value
 
 
+MAX_DECIMAL_EXPONENT = 1000
+"""Witness values lie between 0 and about 10: a larger power of ten is a typing slip
+(and PostgreSQL's NUMERIC would refuse some)."""
+
+
 def decimal_number(text: str) -> str:
-    """A decimal number kept as the text the user wrote (it is stored as given)."""
+    """A decimal number kept as the text the user wrote (it is stored as given).
+
+    Only ASCII digits: Python's Decimal also reads other scripts' digits, which MPFR,
+    and so every worker, would refuse.
+    """
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a decimal number") from None
+        value = None
+    if value is None or not text.isascii():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a decimal number")
     if not value.is_finite():
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    if value and abs(value.adjusted()) > MAX_DECIMAL_EXPONENT:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is out of range: write a number between "
+            f"1e-{MAX_DECIMAL_EXPONENT} and 1e{MAX_DECIMAL_EXPONENT}"
+        )
     return text.strip()
 
 

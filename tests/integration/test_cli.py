@@ -18,7 +18,14 @@ import pytest
 from psycopg2.extensions import make_dsn, parse_dsn
 
 from riemann.strategies import strategy_named
-from tests.integration.conftest import run_riemann, sql, start_riemann, wait_until
+from tests.integration.conftest import (
+    cli_environment,
+    riemann_command,
+    run_riemann,
+    sql,
+    start_riemann,
+    wait_until,
+)
 from tests.unit.test_strategies import KNOWN_VIOLATIONS
 
 EXHAUSTIVE = strategy_named("exhaustive")
@@ -309,6 +316,20 @@ def test_export_to_a_missing_folder_is_a_clear_error(dsn):
     run_riemann("db", "upgrade", "--dsn", dsn)
     result = run_riemann("export", "--dsn", dsn, "--csv", "/nonexistent/folder/out.csv")
     assert_one_clear_error(result, "cannot write /nonexistent/folder/out.csv")
+
+
+def test_export_to_a_full_disk_is_a_clear_error(dsn):
+    run_riemann("db", "upgrade", "--dsn", dsn)
+    with open("/dev/full", "w") as full_disk:
+        result = subprocess.run(
+            riemann_command("export", "--dsn", dsn),
+            stdout=full_disk,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_environment(),
+            timeout=120,
+        )
+    assert_one_clear_error(result, "cannot write to standard output: No space left")
 
 
 def test_a_dotenv_file_configures_the_database(dsn, tmp_path):

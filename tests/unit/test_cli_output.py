@@ -74,6 +74,9 @@ def test_a_crash_report_names_the_version_and_keeps_the_traceback(capsys):
         (cli_main.non_negative_seconds, "never", "not a number of seconds"),
         (cli_main.decimal_number, "1.7.6", "not a decimal number"),
         (cli_main.decimal_number, "nan", "not a finite number"),
+        (cli_main.decimal_number, "\u0661.\u0667", "not a decimal number"),
+        (cli_main.decimal_number, "1e400000", "out of range"),
+        (cli_main.decimal_number, "1e-1001", "out of range"),
     ],
 )
 def test_option_values_are_validated_with_a_clear_message(convert, text, message):
@@ -85,6 +88,8 @@ def test_validated_option_values_come_back_as_numbers():
     assert cli_main.positive_int("3") == 3
     assert cli_main.non_negative_seconds("0") == 0.0
     assert cli_main.decimal_number(" 1.767 ") == "1.767"
+    assert cli_main.decimal_number("0") == "0"
+    assert cli_main.decimal_number("1e1000") == "1e1000"
 
 
 def test_the_rate_meter_measures_over_its_window():

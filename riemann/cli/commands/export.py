@@ -54,7 +54,14 @@ def export(args: argparse.Namespace) -> int:
         closing(store.witnesses(args.min_witness, args.strategy)) as records,
     ):
         if args.csv is None:
-            write_csv(records, sys.stdout)
+            try:
+                write_csv(records, sys.stdout)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                raise  # the reader went away: main() treats that as done
+            except OSError as problem:
+                output.error(f"cannot write to standard output: {problem.strerror}")
+                return output.EXIT_FAILURE
             return output.EXIT_OK
         target = args.csv.resolve()
         # Written beside the target and renamed over it, so a reader never sees half.
