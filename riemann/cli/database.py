@@ -1,19 +1,44 @@
 """Opening the search database for a command."""
 
 import argparse
+import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from riemann.cli import config
+from riemann.embedded_postgres import EmbeddedPostgresError
 from riemann.jobs.connection import with_reconnect
 from riemann.store import Store
 
+logger = logging.getLogger(__name__)
 
-def command_dsn(args: argparse.Namespace) -> str:
-    """The DSN of the command's database, starting the embedded server if needed."""
-    dsn, _ = config.resolve_dsn(args.dsn, args.data_dir)
-    return dsn
+
+@contextmanager
+def database_dsn(args: argparse.Namespace, *, create: bool = True) -> Iterator[str]:
+    """The DSN of the command's database, for as long as the block runs.
+
+    Without a configured database, the embedded server's: started when needed and,
+    once the block ends, stopped unless another riemann process still uses it. With
+    `create` False, a data folder that holds no database yet is an error instead of
+    a reason to make one (a command that only reads has nothing to read there).
+    """
+    dsn = config.configured_dsn(args.dsn, os.environ)
+    if dsn is not None:
+        yield dsn
+        return
+    server = config.embedded_server(args.data_dir)
+    dsn = server.start(create=create)
+    try:
+        yield dsn
+    finally:
+        try:
+            server.stop_if_unused()
+        except EmbeddedPostgresError as problem:
+            logger.warning(
+                "embedded postgres left running", extra={"reason": str(problem)}
+            )
 
 
 def check_database(
@@ -38,12 +63,13 @@ def opened_store(
     args: argparse.Namespace,
     check_schema: bool = True,
     stop: threading.Event | None = None,
+    create: bool = True,
 ) -> Iterator[Store]:
     """A connected store; with `check_schema`, only if the schema is current.
 
     With `stop`, waits for a database that is down until it is up or `stop` is set
-    (see `check_database`).
+    (see `check_database`); `create` is as for `database_dsn`.
     """
-    with Store(command_dsn(args)) as store:
+    with database_dsn(args, create=create) as dsn, Store(dsn) as store:
         check_database(store, check_schema, stop)
         yield store

@@ -263,6 +263,20 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(function=function)
         _add_connection_options(sub)
         _add_logging_options(sub, "WARNING")
+    psql_help = (
+        "open psql on the search database (the embedded one too, kept running "
+        "while psql runs); arguments after -- go to psql"
+    )
+    psql_parser = db_commands.add_parser("psql", help=psql_help, description=psql_help)
+    psql_parser.set_defaults(function=db.psql)
+    _add_connection_options(psql_parser)
+    _add_logging_options(psql_parser, "WARNING")
+    psql_parser.add_argument(
+        "psql_arguments",
+        nargs=argparse.REMAINDER,
+        metavar="-- PSQL_ARGUMENT",
+        help='for example -- -c "SELECT count(*) FROM witnesses"',
+    )
 
     generate_parser = command(
         "generate", generate.generate, "keep claimable blocks queued for the workers"

@@ -119,6 +119,39 @@ def test_starting_twice_reuses_the_running_server(server: EmbeddedPostgres):
     assert (second_dsn, server.server_pid()) == (first_dsn, first_pid)
 
 
+def test_the_last_user_to_finish_stops_the_server(server: EmbeddedPostgres):
+    server.start()
+    other_user = EmbeddedPostgres(server.data_dir)
+    other_dsn = other_user.start()
+
+    assert not server.stop_if_unused()
+    assert _query_one(other_dsn, "SELECT 1") == (1,)  # still up for the other
+    assert other_user.stop_if_unused()
+    assert not server.is_running()
+
+
+def test_a_user_that_released_the_server_leaves_it_to_the_next(
+    server: EmbeddedPostgres,
+):
+    server.start()
+    server.release()
+    EmbeddedPostgres(server.data_dir).stop_if_unused()
+
+    assert not server.is_running()
+
+
+def test_starting_without_creating_refuses_a_folder_without_a_database(
+    server: EmbeddedPostgres,
+):
+    with pytest.raises(EmbeddedPostgresError, match="No search has run here yet"):
+        server.start(create=False)
+    assert not server.cluster_dir.exists()
+
+    server.start()
+    server.stop()
+    assert server.start(create=False)
+
+
 def test_two_processes_starting_at_once_end_with_one_server(
     server: EmbeddedPostgres,
 ):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from riemann.embedded_postgres import EmbeddedPostgres
 from riemann.partitions import partition_count
 from riemann.strategies import strategy_named
 from riemann.witness import decimal_text
@@ -22,10 +23,7 @@ def data_dir():
     folder = Path(tempfile.mkdtemp(prefix="riemann-run-", dir="/tmp"))
     folder.chmod(0o755)
     yield folder / "postgres"
-    run_riemann("status", "--data-dir", str(folder / "postgres"))  # leaves it running
-    from riemann.embedded_postgres import EmbeddedPostgres
-
-    EmbeddedPostgres(folder / "postgres").stop()
+    EmbeddedPostgres(folder / "postgres").stop()  # if a failed test left it running
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -74,3 +72,22 @@ def test_run_through_level_30_on_the_embedded_database_matches_the_exact_path(da
     best = exact.best_above_5040
     assert best is not None
     assert f"W = {decimal_text(best.witness_value)} at n = {best.n} " in status.stdout
+
+    counted = run_riemann(
+        "db", "psql", "--data-dir", str(data_dir), "--",
+        "--tuples-only", "--no-align", "--command", "SELECT count(*) FROM witnesses",
+    )  # fmt: skip
+    assert counted.returncode == 0, counted.stderr
+    assert counted.stdout.strip() == str(len(exact.records))
+    # Each command started the server for itself, and stopped it when done.
+    assert not EmbeddedPostgres(data_dir).is_running()
+
+
+def test_reading_commands_refuse_a_data_folder_where_no_search_ran(data_dir):
+    for command in (["status"], ["export"], ["blocks", "dead"], ["db", "psql"]):
+        result = run_riemann(*command, "--data-dir", str(data_dir))
+
+        assert result.returncode == 1, command
+        assert result.stderr.startswith("riemann: error: No search has run here yet")
+        assert "Traceback" not in result.stderr
+    assert not (data_dir / "cluster").exists()

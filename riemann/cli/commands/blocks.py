@@ -7,7 +7,7 @@ from riemann.cli.database import opened_store
 
 
 def list_dead(args: argparse.Namespace) -> int:
-    with opened_store(args) as store:
+    with opened_store(args, create=False) as store:
         dead = store.dead_blocks()
     if not dead:
         output.say("no DEAD blocks")
@@ -20,7 +20,7 @@ def list_dead(args: argparse.Namespace) -> int:
 
 
 def requeue(args: argparse.Namespace) -> int:
-    with opened_store(args) as store:
+    with opened_store(args, create=False) as store:
         requeued = store.requeue_dead(None if args.all else args.block_ids)
     if not args.all:
         missing = sorted(set(args.block_ids) - set(requeued))

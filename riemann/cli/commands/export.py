@@ -50,7 +50,7 @@ def write_csv(records: Iterable[StoredWitness], stream: TextIO) -> int:
 
 def export(args: argparse.Namespace) -> int:
     with (
-        opened_store(args) as store,
+        opened_store(args, create=False) as store,
         closing(store.witnesses(args.min_witness, args.strategy)) as records,
     ):
         if args.csv is None:

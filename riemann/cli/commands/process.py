@@ -6,7 +6,7 @@ import os
 import threading
 
 from riemann.cli import output
-from riemann.cli.database import check_database, command_dsn
+from riemann.cli.database import check_database, database_dsn
 from riemann.cli.errors import UsageError
 from riemann.jobs.retry import RetryPolicy
 from riemann.jobs.stopping import install_stop_handlers
@@ -56,13 +56,13 @@ def process(args: argparse.Namespace) -> int:
     settings = worker_settings(
         args, exit_when_idle=args.exit_when_idle, strategy=args.strategy
     )
-    dsn = command_dsn(args)
     stop = threading.Event()
     install_stop_handlers(stop)
-    with Store(dsn) as store:
-        check_database(store, check_schema=True, stop=stop)
-    if count == 1:
-        return run_worker(dsn, settings)
-    return run_worker_processes(
-        count, dsn, settings, child_log_setup(args.log_level, args.log_format)
-    )
+    with database_dsn(args) as dsn:
+        with Store(dsn) as store:
+            check_database(store, check_schema=True, stop=stop)
+        if count == 1:
+            return run_worker(dsn, settings)
+        return run_worker_processes(
+            count, dsn, settings, child_log_setup(args.log_level, args.log_format)
+        )

@@ -15,11 +15,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from riemann.cli import config, output
+from riemann.cli import output
 from riemann.cli.commands.generate import generator_settings
 from riemann.cli.commands.process import child_log_setup, worker_count, worker_settings
+from riemann.cli.database import database_dsn
 from riemann.cli.progress import ProgressDisplay, RateMeter, take_snapshot
-from riemann.jobs.generator import Generator
+from riemann.jobs.generator import Generator, GeneratorSettings
 from riemann.jobs.janitor import Janitor
 from riemann.jobs.retry import RetryPolicy
 from riemann.jobs.stopping import install_stop_handlers
@@ -77,9 +78,6 @@ def run(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     install_stop_handlers(stop)
-    retry = RetryPolicy(
-        max_attempts=args.max_attempts, base_delay_seconds=args.retry_delay
-    )
     # The workers load their kernels while the database gets ready, and connect
     # once the schema is in place.
     pool = WorkerPool(
@@ -93,56 +91,57 @@ def run(args: argparse.Namespace) -> int:
         ),
         worker_log_setup,
     )
-    server = None
     try:
-        dsn = config.configured_dsn(args.dsn, os.environ)
-        if dsn is None:
-            embedded = config.embedded_server(args.data_dir)
-            started_here = not embedded.is_running()
-            dsn = embedded.start()
-            if started_here:
-                server = embedded  # stopped after the run; another's stays up
-            logger.info(
-                "embedded database ready", extra={"data_dir": str(embedded.data_dir)}
-            )
-        with Store(dsn) as store:
-            store.upgrade()
-            Generator(store, strategy, settings, stop).prepare()
-            generator = JobThread(
-                "generator",
-                dsn,
-                lambda job_store: Generator(job_store, strategy, settings, stop).run(),
-            )
-            janitor = JobThread(
-                "janitor",
-                dsn,
-                lambda job_store: Janitor(
-                    job_store,
-                    stop,
-                    stale_after_seconds=args.lease_seconds / 2,
-                    interval_seconds=JANITOR_INTERVAL_SECONDS,
-                    retry=retry,
-                ).run(),
-            )
-            pool.connect(dsn)
-            logger.info(
-                "search running",
-                extra={"strategy": strategy.name, "workers": workers},
-            )
-            return _watch(
-                store,
-                strategy,
-                settings.end_ordinal,
-                stop,
-                pool,
-                [generator, janitor],
-                draw_bars,
-            )
+        with database_dsn(args) as dsn, Store(dsn) as store:
+            try:
+                store.upgrade()
+                Generator(store, strategy, settings, stop).prepare()
+                jobs = _start_jobs(args, dsn, strategy, settings, stop)
+                pool.connect(dsn)
+                logger.info(
+                    "search running",
+                    extra={"strategy": strategy.name, "workers": workers},
+                )
+                bound = settings.end_ordinal
+                return _watch(store, strategy, bound, stop, pool, jobs, draw_bars)
+            finally:
+                # The workers release their blocks before the server may stop.
+                stop.set()
+                pool.stop()
     finally:
+        # Also when the database never became ready (stopping twice is harmless).
         stop.set()
         pool.stop()
-        if server is not None:
-            server.stop()
+
+
+def _start_jobs(
+    args: argparse.Namespace,
+    dsn: str,
+    strategy: Strategy[Any],
+    settings: GeneratorSettings,
+    stop: threading.Event,
+) -> list[JobThread]:
+    """The generator and the janitor, each in a thread with a store of its own."""
+    retry = RetryPolicy(
+        max_attempts=args.max_attempts, base_delay_seconds=args.retry_delay
+    )
+    generator = JobThread(
+        "generator",
+        dsn,
+        lambda job_store: Generator(job_store, strategy, settings, stop).run(),
+    )
+    janitor = JobThread(
+        "janitor",
+        dsn,
+        lambda job_store: Janitor(
+            job_store,
+            stop,
+            stale_after_seconds=args.lease_seconds / 2,
+            interval_seconds=JANITOR_INTERVAL_SECONDS,
+            retry=retry,
+        ).run(),
+    )
+    return [generator, janitor]
 
 
 def _watch(

@@ -135,7 +135,7 @@ def print_text(report: dict[str, Any]) -> None:
 
 
 def status(args: argparse.Namespace) -> int:
-    with opened_store(args) as store:
+    with opened_store(args, create=False) as store:
         report = status_report(store)
     if args.json:
         output.say_json(report)
