@@ -162,12 +162,14 @@ def is_permanent_connection_error(error: psycopg2.Error) -> bool:
 
 
 def describe_connection_error(error: psycopg2.Error) -> str:
-    """The first line of a libpq error that says what went wrong."""
+    """The first line of a libpq error that says what went wrong, without the
+    server's severity word: 'connection to server at "db", port 5432 failed:
+    password authentication failed for user "riemann"'."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    for line in lines:
-        if line.startswith("FATAL:"):
-            return line.removeprefix("FATAL:").strip()
-    return lines[0] if lines else type(error).__name__
+    fatal = [line for line in lines if "FATAL:" in line]
+    line = (fatal or lines or [type(error).__name__])[0]
+    before, _, reason = line.partition("FATAL:")
+    return f"{before}{reason.strip()}" if reason else line
 
 
 class Store:

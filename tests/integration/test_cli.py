@@ -132,6 +132,7 @@ def test_a_wrong_password_gives_one_clear_error(password_server):
     )
     assert_one_clear_error(result, "password authentication failed")
     assert "wrong" not in result.stderr
+    assert "FATAL" not in result.stderr
 
 
 def test_the_right_password_from_the_environment_works(password_server):
