@@ -55,6 +55,25 @@ def test_factorisation_multiplies_back_to_n():
         assert math.prod(p**a for p, a in factorize(n).items()) == n
 
 
+@pytest.mark.parametrize(
+    "factors",
+    [
+        {1_000_000_000_039: 1, 1_000_000_000_000_037: 1},  # far past trial division
+        {2_147_483_647: 3, 2_305_843_009_213_693_951: 1},  # a cube of a large prime
+        {3: 5, 1_000_000_007: 2},
+        {10_007: 2, 10_009: 1},  # just above the trial division bound
+        {2: 64},
+        {2**89 - 1: 1},  # a 27-digit prime
+    ],
+)
+def test_numbers_with_large_prime_factors_are_factorised(factors):
+    n = math.prod(p**a for p, a in factors.items())
+    assert factorize(n) == factors
+    assert divisor_sum(n) == math.prod(
+        (p ** (a + 1) - 1) // (p - 1) for p, a in factors.items()
+    )
+
+
 def test_exponent_vectors_give_the_number_and_its_divisor_sum():
     exponents = (4, 2, 1, 1)  # 2^4 3^2 5 7 = 5040
     assert number_from_exponents(exponents) == 5040
