@@ -17,12 +17,15 @@ last, each host fetches the code at the ref, rebuilds the image, restarts its
 containers gracefully and is waited for until healthy before the next one starts.
 The database is backed up with pg_dump on its own host before its container is
 touched and before any schema migration, also when only the generator host is
-deployed; its data volume is never removed. Every host also runs the alert monitor
+deployed; whether there is a database to back up is decided by its data volume,
+and Postgres is started on that volume for the dump when its container is missing
+or stopped; the volume is never removed. Every host also runs the alert monitor
 (alerts/monitor.py) with the SMTP settings of the .env file; the generator host's
 monitor alone watches for stalls and counterexamples, every host's for exits.
-The first failure stops the deploy with the host and step that failed and what was
-already updated; running the same command again finishes the job, since every step
-is safe to repeat.
+The first failure stops the deploy with the host and step that failed, the steps
+already done on that host and the services it left stopped, and what was already
+updated; running the same command again finishes the job, since every step is safe
+to repeat. A container that keeps restarting fails the wait for health at once.
 
 Only the Python standard library and the ssh client are used.
 """
@@ -52,6 +55,14 @@ ROLE_SERVICES = {
 # Started on every host after the services of its role; never stopped by the deploy
 # (`up` replaces it when its image or settings changed).
 MONITOR_SERVICE = "monitor"
+# The compose project (`name:` in docker/compose.yaml) and its volume of the database's
+# data: whether that volume exists, not whether a container does, says whether there
+# is a database to back up.
+COMPOSE_PROJECT = "riemann"
+DATABASE_VOLUME = "db-data"
+# The steps between which a host's services are down.
+STOP_STEP = "stop old containers"
+START_STEP = "start containers"
 # Settings of the search and of the monitor passed through to the hosts' compose
 # files when set. RIEMANN_SMTP_CA_FILE is not among them: it names a file on the
 # laptop, and the image trusts the usual certificate authorities.
@@ -361,6 +372,23 @@ git --version >/dev/null || exit 3
 """
 
 
+@dataclass(frozen=True)
+class ContainerState:
+    """One container of a service as `docker inspect` shows it while waiting."""
+
+    service: str
+    container: str
+    status: str
+    health: str
+    exit_code: str
+    restarts: int
+
+    @classmethod
+    def parse(cls, line: str) -> ContainerState:
+        service, container, status, health, exit_code, restarts = line.split()
+        return cls(service, container, status, health, exit_code, int(restarts))
+
+
 class Deployment:
     """The steps of one deploy, host by host."""
 
@@ -518,33 +546,57 @@ mv .env.new .env
         return ""
 
     def back_up_before_migration(self, target: Target) -> str:
-        """The database host's backup, unless this deploy took it already."""
+        """The database host's backup, unless this deploy dumped it already."""
         if self.backed_up:
             return f"taken earlier in this deploy: {self.backed_up}"
         return self.back_up_database(Target("database", self.settings.database_host))
 
     def back_up_database(self, target: Target) -> str:
+        """pg_dump of the database into a timestamped file on the database host.
+
+        Whether there is a database to back up is decided by the compose project's
+        data volume: after `docker compose down`, or with the container removed, the
+        volume still holds every result, so Postgres is started on it (from the
+        host's compose file) and waited for before the dump. Only a dump counts as
+        this deploy's backup; without a volume there is nothing to dump yet, and a
+        later step asks again.
+        """
         backup_dir = shlex.quote(self.settings.backup_dir)
         checkout = shlex.quote(f"{self.settings.remote_dir}/docker")
+        tries = max(1, self.settings.health_timeout // 2)
         script = f"""
 set -eu
-if [ ! -f {checkout}/compose.yaml ]; then
-    echo "no checkout yet, nothing to back up"
+volume=$(docker volume ls --quiet \\
+    --filter label=com.docker.compose.project={COMPOSE_PROJECT} \\
+    --filter label=com.docker.compose.volume={DATABASE_VOLUME})
+if [ -z "$volume" ]; then
+    echo "nothing to back up: no database volume yet"
     exit 0
+fi
+if [ ! -f {checkout}/compose.yaml ]; then
+    echo "the database volume $volume exists but there is no {checkout}/compose.yaml \\
+to start Postgres on it for the backup: deploy the database host first" >&2
+    exit 1
 fi
 cd {checkout}
 container=$(docker compose ps --all --quiet db)
 if [ -z "$container" ]; then
-    echo "no database container yet, nothing to back up"
-    exit 0
+    docker compose up --detach --no-deps --no-build db
+else
+    running=$(docker inspect --format '{{{{.State.Running}}}}' "$container")
+    [ "$running" = true ] || docker compose start db
 fi
-if [ "$(docker inspect --format '{{{{.State.Running}}}}' "$container")" != true ]; then
-    docker compose start db >/dev/null
-    tries=0
-    until docker compose exec -T db sh -c 'pg_isready -q -h 127.0.0.1'; do
-        tries=$((tries + 1)); [ $tries -lt 60 ] || exit 1; sleep 2
-    done
-fi
+tries=0
+until docker compose exec -T db pg_isready --quiet --host=127.0.0.1 >/dev/null 2>&1
+do
+    tries=$((tries + 1))
+    if [ "$tries" -ge {tries} ]; then
+        echo "the database on volume $volume did not answer within \\
+{self.settings.health_timeout} s, so it was not backed up" >&2
+        exit 1
+    fi
+    sleep 2
+done
 mkdir -p {backup_dir}
 chmod 700 {backup_dir}
 file={backup_dir}/riemann-$(date -u +%Y%m%dT%H%M%SZ).dump
@@ -552,10 +604,11 @@ docker compose exec -T db sh -c \\
     'pg_dump --username="$POSTGRES_USER" --dbname="$POSTGRES_DB" --format=custom' \\
     > "$file.partial"
 mv "$file.partial" "$file"
-echo "$file ($(wc -c < "$file") bytes)"
+echo "dumped $file ($(wc -c < "$file") bytes)"
 """
         result = self._run(target, script).splitlines()[-1]
-        self.backed_up = result
+        if result.startswith("dumped "):
+            self.backed_up = result.removeprefix("dumped ")
         return f"on {target.host}: {result}"
 
     def build_image(self, target: Target) -> str:
@@ -601,46 +654,100 @@ echo "$file ($(wc -c < "$file") bytes)"
         return ""
 
     def wait_until_healthy(self, target: Target) -> str:
+        """Until every container of the host's services runs and is healthy.
+
+        A container in a crash loop can look running whenever it is polled, between
+        two restarts by its policy: its RestartCount growing from one poll to the
+        next fails the wait at once, as does a container found restarting, exited
+        or unhealthy.
+        """
         services = self._services(target)
         health = "{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}"
         script = self._in_checkout(f"""
-format='{{{{.State.Status}}}} {health} {{{{.State.ExitCode}}}}'
+format='{{{{.State.Status}}}} {health} {{{{.State.ExitCode}}}} {{{{.RestartCount}}}}'
 for service in {services}; do
     containers=$(docker compose ps --all --quiet "$service")
-    [ -n "$containers" ] || echo "$service missing - -"
+    [ -n "$containers" ] || echo "$service - missing - - 0"
     for container in $containers; do
-        docker inspect --format "$service $format" "$container"
+        docker inspect --format "$service $container $format" "$container"
     done
 done
 """)
+        restarts_seen: dict[str, int] = {}
         deadline = time.monotonic() + self.settings.health_timeout
         while True:
-            states = [line.split() for line in self._run(target, script).splitlines()]
+            states = [
+                ContainerState.parse(line)
+                for line in self._run(target, script).splitlines()
+            ]
             # A generator with a bound exits 0 once it has enqueued everything.
-            running = [s for s in states if not (s[1] == "exited" and s[3] == "0")]
+            running = [
+                s for s in states if not (s.status == "exited" and s.exit_code == "0")
+            ]
             # Restarting: it exited since it was started, and its policy restarts it.
+            crash_looping = [
+                s
+                for s in running
+                if s.status == "restarting"
+                or s.restarts > restarts_seen.get(s.container, s.restarts)
+            ]
+            if crash_looping:
+                state = crash_looping[0]
+                # A container running again shows exit code 0, not its last one.
+                exit_code = (
+                    f", last exit code {state.exit_code}"
+                    if state.status != "running"
+                    else ""
+                )
+                raise StepError(
+                    f"{state.service} keeps restarting (restarted {state.restarts} "
+                    f"times{exit_code}): " + self._last_log_lines(target, state.service)
+                )
+            restarts_seen = {s.container: s.restarts for s in states}
             broken = [
                 s
                 for s in running
-                if s[1] in ("exited", "dead", "missing", "restarting")
-                or s[2] == "unhealthy"
+                if s.status in ("exited", "dead", "missing") or s.health == "unhealthy"
             ]
             if broken:
-                service, status, health, exit_code = broken[0]
-                logs_script = f"docker compose logs --no-color --tail 5 {service} 2>&1"
-                logs = self._run(target, self._in_checkout(f"{logs_script} || true"))
-                last = " / ".join(logs.splitlines()[-3:])
+                state = broken[0]
                 raise StepError(
-                    f"{service} {status} (exit {exit_code}, {health}): {last}"
+                    f"{state.service} {state.status} (exit {state.exit_code}, "
+                    f"{state.health}): " + self._last_log_lines(target, state.service)
                 )
-            if all(s[1] == "running" and s[2] in ("healthy", "none") for s in running):
+            if all(
+                s.status == "running" and s.health in ("healthy", "none")
+                for s in running
+            ):
                 done = len(states) - len(running)
                 return f"{len(running)} running and healthy, {done} finished"
             if time.monotonic() > deadline:
-                waiting = ", ".join(f"{s[0]} {s[1]}/{s[2]}" for s in running)
+                waiting = ", ".join(
+                    f"{s.service} {s.status}/{s.health}" for s in running
+                )
                 timeout = self.settings.health_timeout
                 raise StepError(f"not healthy within {timeout} s: {waiting}")
             time.sleep(2)
+
+    def _last_log_lines(self, target: Target, service: str) -> str:
+        """The service's last three log lines, each once: a container in a crash
+        loop logs the same line at every start."""
+        logs_script = f"docker compose logs --no-color --tail 10 {service} 2>&1"
+        logs = self._run(target, self._in_checkout(f"{logs_script} || true"))
+        distinct = list(dict.fromkeys(reversed(logs.splitlines())))[:3]
+        return " / ".join(reversed(distinct))
+
+    def services_stopped(self, target: Target) -> list[str] | None:
+        """The role's services with no running container on the host; None when
+        the host cannot tell."""
+        script = self._in_checkout("docker compose ps --services --status running")
+        try:
+            running = self._run(target, script, timeout=60).split()
+        except StepError:
+            return None
+        return [
+            service for service in ROLE_SERVICES[target.role] if service not in running
+        ]
 
 
 def print_plan(
@@ -660,6 +767,21 @@ def print_plan(
             f"  the backup before the migration is taken on database host "
             f"{settings.database_host}"
         )
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Where a deploy stopped: the host, its failed step and the steps done before.
+
+    `stopped` names the role's services the deploy stopped and did not start again,
+    None when the host could not tell which.
+    """
+
+    target: Target
+    step: str
+    reason: str
+    completed: tuple[str, ...]
+    stopped: list[str] | None
 
 
 def deploy(
@@ -695,32 +817,51 @@ def _deploy(
 
     updated: list[Target] = []
     for target in targets:
+        completed: list[str] = []
         for step, action in deployment.steps(target):
             started = output.step(target, step)
             try:
                 detail = action(target)
             except StepError as failure:
-                _report_failure(output, target, step, failure.reason, updated, targets)
+                stopped: list[str] | None = []
+                if STOP_STEP in (*completed, step) and START_STEP not in completed:
+                    stopped = deployment.services_stopped(target)
+                _report_failure(
+                    output,
+                    Failure(target, step, failure.reason, tuple(completed), stopped),
+                    updated,
+                    targets,
+                )
                 return EXIT_FAILED
             output.done(target, step, started, detail)
+            completed.append(step)
         updated.append(target)
     output.line(f"deployed {deployment.commit[:12]} to {len(updated)} host(s)")
     return 0
 
 
 def _report_failure(
-    output: Output,
-    target: Target,
-    step: str,
-    reason: str,
-    updated: list[Target],
-    targets: Sequence[Target],
+    output: Output, failure: Failure, updated: list[Target], targets: Sequence[Target]
 ) -> None:
-    output.error(f"failed on {target} at step '{step}': {reason}")
-    done = ", ".join(str(t) for t in updated) or "none"
-    left = ", ".join(str(t) for t in targets if t not in updated)
-    output.error(f"already updated: {done}")
-    output.error(f"not updated: {left}")
+    target = failure.target
+    output.error(f"failed on {target} at step '{failure.step}': {failure.reason}")
+    output.error(f"already updated: {', '.join(map(str, updated)) or 'none'}")
+    if failure.completed:
+        output.error(f"partly updated: {target} (done: {', '.join(failure.completed)})")
+    if failure.stopped is None:
+        services = ", ".join(ROLE_SERVICES[target.role])
+        output.error(
+            f"{services} on {target} may be stopped until the deploy is run again "
+            "(their state could not be read)"
+        )
+    elif failure.stopped:
+        output.error(
+            f"stopped on {target} until the deploy is run again: "
+            + ", ".join(failure.stopped)
+        )
+    partly = [target] if failure.completed else []
+    left = [t for t in targets if t not in updated and t not in partly]
+    output.error(f"not updated: {', '.join(map(str, left)) or 'none'}")
     output.error("fix the cause and run the same command again to finish")
 
 

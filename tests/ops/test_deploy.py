@@ -18,6 +18,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +172,22 @@ class DeployLab:
         return self.generator.engine.docker(
             "exec", "riemann-janitor-1", "riemann", *args
         ).stdout
+
+    def dumped_rows(self, backup_name: str, table: str) -> list[dict[str, str]]:
+        """The rows of one table in a backup on the database host, by column."""
+        assert self.database.engine is not None
+        engine = self.database.engine
+        engine.docker("cp", str(self.srv(self.database) / "backups" / backup_name),
+                      "riemann-db-1:/tmp/backup.dump")  # fmt: skip
+        restored = engine.docker(
+            "exec", "riemann-db-1", "pg_restore", "--data-only", f"--table={table}",
+            "--file=-", "/tmp/backup.dump",
+        ).stdout.splitlines()  # fmt: skip
+        # COPY public.TABLE (column, ...) FROM stdin; then a row a line up to \.
+        start = next(i for i, line in enumerate(restored) if line.startswith("COPY "))
+        columns = restored[start].split("(", 1)[1].split(")", 1)[0].split(", ")
+        rows = restored[start + 1 : restored.index("\\.", start)]
+        return [dict(zip(columns, row.split("\t"), strict=True)) for row in rows]
 
     def stored_records(self) -> list[tuple[str, ...]]:
         rows = csv.DictReader(io.StringIO(self.riemann("export")))
@@ -466,6 +483,12 @@ def test_a_failed_step_is_reported_and_running_again_finishes(lab: DeployLab) ->
         f"already updated: database host {lab.database.address}, "
         f"generator host {lab.generator.address}" in failed.stderr
     )
+    assert (
+        f"partly updated: worker host {lab.worker.address} (done: fetch code)"
+        in failed.stderr
+    )
+    assert "not updated: none" in failed.stderr
+    assert "until the deploy is run again" not in failed.stderr
     assert "Traceback" not in failed.stderr
 
     blocker.rmdir()
@@ -523,3 +546,90 @@ def test_only_worker_releases_the_block_in_progress_and_leaves_others_untouched(
     for host in lab.app_hosts[:2]:
         assert lab.container_runs(host) == untouched[host.name], host.name
     assert lab.backups() == backups_before
+
+
+def test_deploy_without_a_database_container_backs_up_its_volume_first(
+    lab: DeployLab,
+) -> None:
+    # As after `docker compose down` on the database host: the volume keeps the data.
+    records_before = lab.stored_records()
+    assert records_before, "no record stored to back up"
+    backups_before = lab.backups()
+    assert lab.database.engine is not None
+    lab.database.engine.docker("rm", "--force", "riemann-db-1")
+
+    deployed = lab.deploy(lab.write_env("deploy"))
+
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    new_backups = sorted(set(lab.backups()) - set(backups_before))
+    assert len(new_backups) == 1, new_backups
+    backed_up = {row["n"] for row in lab.dumped_rows(new_backups[0], "witnesses")}
+    assert {record[0] for record in records_before} <= backed_up
+    assert lab.dumped_rows(new_backups[0], "search_blocks")
+    assert set(records_before) <= set(lab.stored_records())
+
+
+def test_a_worker_in_a_crash_loop_fails_the_wait_at_once_and_a_good_deploy_finishes(
+    lab: DeployLab,
+) -> None:
+    # `riemann process` refuses a worker count that is not a number, at every start.
+    crash_loop = lab.write_env(
+        "crash-loop", RIEMANN_WORKERS="abc", DEPLOY_HEALTH_TIMEOUT="900"
+    )
+    started = time.monotonic()
+
+    failed = lab.deploy(crash_loop, "--only", "worker")
+
+    assert failed.returncode == 1
+    assert time.monotonic() - started < 300, "the wait did not fail at once"
+    failure_line = next(
+        line for line in failed.stderr.splitlines() if "failed on" in line
+    )
+    assert failure_line.startswith(
+        f"deploy: failed on worker host {lab.worker.address} at step "
+        "'wait until healthy': worker keeps restarting"
+    )
+    assert "RIEMANN_WORKERS must be a whole number" in failure_line
+    assert "Traceback" not in failed.stderr
+
+    finished = lab.deploy(lab.write_env("deploy"), "--only", "worker")
+
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert lab.worker.engine is not None
+    status = lab.worker.engine.docker(
+        "inspect", "--format", "{{.State.Status}}", "riemann-worker-1"
+    ).stdout.strip()
+    assert status == "running"
+
+
+def test_services_a_failed_deploy_stopped_are_reported_stopped_until_the_next_one(
+    lab: DeployLab,
+) -> None:
+    # A container of another owner holding the monitor's name makes `compose up`
+    # fail after the worker was stopped.
+    assert lab.worker.engine is not None
+    engine = lab.worker.engine
+    engine.docker("rm", "--force", "riemann-monitor-1")
+    engine.docker("create", "--name", "riemann-monitor-1", "python:3.11-slim", "true")
+
+    failed = lab.deploy(lab.write_env("deploy"), "--only", "worker")
+
+    assert failed.returncode == 1
+    worker = f"worker host {lab.worker.address}"
+    assert f"failed on {worker} at step 'start containers'" in failed.stderr
+    assert (
+        f"partly updated: {worker} (done: fetch code, write settings, build image, "
+        "stop old containers)" in failed.stderr
+    )
+    assert f"stopped on {worker} until the deploy is run again: worker" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    status = engine.docker(
+        "inspect", "--format", "{{.State.Status}}", "riemann-worker-1"
+    ).stdout.strip()
+    assert status == "exited"
+
+    engine.docker("rm", "riemann-monitor-1")
+    finished = lab.deploy(lab.write_env("deploy"), "--only", "worker")
+
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert lab.containers(lab.worker) == ["riemann-monitor-1", "riemann-worker-1"]
