@@ -23,7 +23,10 @@ as a single file with the standard library (python-dotenv is used when present).
 
 What was reported is remembered in a small state file, so neither another loop nor a
 restart of the monitor sends the same alert twice. An alert that could not be sent is
-not remembered and is tried again on the next loop.
+not remembered and is tried again on the next loop. When the monitor itself fails it
+emails why before it exits, and the same failure again only after the repeat period,
+so a monitor that fails the same way at every start of its restart policy sends one
+email a period, not one a start.
 """
 
 from __future__ import annotations
@@ -303,7 +306,8 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="after an email about a container, its further exits are only logged "
         "for this long, so a crash loop under a restart policy sends one email an "
-        "hour, not one a crash (RIEMANN_ALERT_REPEAT_AFTER, default %(default)s)",
+        "hour, not one a crash; the same holds for the email about the monitor's own "
+        "failure (RIEMANN_ALERT_REPEAT_AFTER, default %(default)s)",
     )
     parser.add_argument(
         "--log-lines",
@@ -612,6 +616,11 @@ class MonitorState:
     status_unreadable_reported: bool = False
     engine_unreadable_since: dt.datetime | None = None
     engine_unreadable_reported: bool = False
+    # The last failure of the monitor itself that was emailed ("Type: message") and
+    # when: under a restart policy a monitor failing the same way at every start
+    # sends one email per repeat period, not one per start.
+    monitor_failure_emailed: str | None = None
+    monitor_failure_emailed_at: dt.datetime | None = None
 
     def settled(self, alert: Alert, now: dt.datetime) -> MonitorState:
         """The state once `alert` was sent at `now`."""
@@ -636,6 +645,12 @@ class MonitorState:
             return dataclasses.replace(self, status_unreadable_reported=True)
         if alert.kind is AlertKind.ENGINE_UNREADABLE:
             return dataclasses.replace(self, engine_unreadable_reported=True)
+        if alert.kind is AlertKind.MONITOR_FAILED:
+            return dataclasses.replace(
+                self,
+                monitor_failure_emailed=alert.keys[0],
+                monitor_failure_emailed_at=now,
+            )
         return self
 
     def with_exits_logged(self, exits: Sequence[ContainerExit]) -> MonitorState:
@@ -679,6 +694,10 @@ class MonitorState:
                 "status_unreadable_reported": self.status_unreadable_reported,
                 "engine_unreadable_since": _time_text(self.engine_unreadable_since),
                 "engine_unreadable_reported": self.engine_unreadable_reported,
+                "monitor_failure_emailed": self.monitor_failure_emailed,
+                "monitor_failure_emailed_at": _time_text(
+                    self.monitor_failure_emailed_at
+                ),
             },
             indent=2,
         )
@@ -692,6 +711,7 @@ class MonitorState:
         logged = document.get("exits_logged_since_email") or {}
         events_until_ns = document.get("events_until_ns")
         stall = document.get("reported_stall")
+        monitor_failure = document.get("monitor_failure_emailed")
         if not isinstance(emailed, dict) or not isinstance(logged, dict):
             raise ValueError("the monitor state's exit records are not objects")
         return cls(
@@ -718,6 +738,12 @@ class MonitorState:
             engine_unreadable_since=_time_field(document, "engine_unreadable_since"),
             engine_unreadable_reported=bool(
                 document.get("engine_unreadable_reported", False)
+            ),
+            monitor_failure_emailed=(
+                monitor_failure if isinstance(monitor_failure, str) else None
+            ),
+            monitor_failure_emailed_at=_time_field(
+                document, "monitor_failure_emailed_at"
             ),
         )
 
@@ -1185,6 +1211,11 @@ def counterexample_alert(findings: Sequence[WitnessRecord], host_name: str) -> A
     )
 
 
+def monitor_failure_key(error: BaseException) -> str:
+    """What makes two failures of the monitor the same: their type and message."""
+    return f"{type(error).__name__}: {error}"
+
+
 def monitor_failed_alert(host_name: str, error: BaseException) -> Alert:
     report = "".join(traceback.format_exception(error))
     return Alert(
@@ -1196,6 +1227,20 @@ def monitor_failed_alert(host_name: str, error: BaseException) -> Alert:
             "until it is restarted this host sends no alerts.\n\n"
             f"{report}"
         ),
+        keys=(monitor_failure_key(error),),
+    )
+
+
+def monitor_failure_emailed_recently(
+    state: MonitorState, failure: str, now: dt.datetime, repeat_after: dt.timedelta
+) -> bool:
+    """The same failure was emailed less than `repeat_after` ago: a monitor that
+    fails at every start under a restart policy sends it once per period."""
+    emailed_at = state.monitor_failure_emailed_at
+    return (
+        state.monitor_failure_emailed == failure
+        and emailed_at is not None
+        and now - emailed_at < repeat_after
     )
 
 
@@ -2016,6 +2061,32 @@ def run(monitor: Monitor, settings: MonitorSettings, stop: StopRequest) -> int:
     return EXIT_OK
 
 
+def report_monitor_failure(
+    settings: MonitorSettings,
+    mailer: Mailer,
+    host_name: str,
+    error: Exception,
+    now: dt.datetime,
+) -> None:
+    """Emails why the monitor failed, unless that same failure was emailed within
+    the repeat period; the state file remembers what was emailed across restarts."""
+    state = load_state(settings.state_file)
+    alert = monitor_failed_alert(host_name, error)
+    failure = alert.keys[0]
+    if monitor_failure_emailed_recently(state, failure, now, settings.repeat_after):
+        LOG.error(
+            "monitor failed as before: not emailed again within the repeat period",
+            extra={
+                "failure": failure,
+                "emailed_at": _time_text(state.monitor_failure_emailed_at),
+                "repeat_after": settings.repeat_after.total_seconds(),
+            },
+        )
+        return
+    if mailer.send(alert):
+        save_state(settings.state_file, state.settled(alert, now))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     environ = settings_environment(arguments, os.environ)
@@ -2048,7 +2119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         LOG.exception("monitor failed unexpectedly")
         try:
-            mailer.send(monitor_failed_alert(host_name, exc))
+            now = dt.datetime.now(dt.UTC)
+            report_monitor_failure(settings, mailer, host_name, exc, now)
         except Exception:
             LOG.exception("could not email that the monitor failed")
         return EXIT_FAILED

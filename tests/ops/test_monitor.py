@@ -817,11 +817,14 @@ def test_mail_goes_over_implicit_tls_to_a_server_the_ca_file_vouches_for(
 
 
 class BrokenEngine(http.server.BaseHTTPRequestHandler):
-    """A Docker engine that breaks the API contract: containers without an Id."""
+    """A Docker engine that breaks the API contract: its container list is what
+    the test sets, by default containers without an Id."""
 
     def do_GET(self):
         answer = (
-            {"Name": "broken-host"} if self.path == "/info" else [{"Names": ["/x"]}]
+            {"Name": "broken-host"}
+            if self.path == "/info"
+            else self.server.containers_answer
         )
         content = json.dumps(answer).encode()
         self.send_response(200)
@@ -834,23 +837,43 @@ class BrokenEngine(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@dataclass
+class BrokenEngineServer:
+    server: http.server.ThreadingHTTPServer
+
+    @property
+    def docker_host(self) -> str:
+        return f"tcp://127.0.0.1:{self.server.server_address[1]}"
+
+    def answer_containers_with(self, answer: object) -> None:
+        self.server.containers_answer = answer
+
+
 @pytest.fixture
-def broken_engine() -> Iterator[str]:
+def broken_engine() -> Iterator[BrokenEngineServer]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), BrokenEngine)
+    server.containers_answer = [{"Names": ["/x"]}]
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"tcp://127.0.0.1:{server.server_address[1]}"
+    yield BrokenEngineServer(server)
     server.shutdown()
     server.server_close()
+
+
+def broken_engine_environment(
+    tmp_path: Path, smtp: SmtpServer, engine: BrokenEngineServer
+) -> dict[str, str]:
+    # The state file is the same for every run of one test, as on a volume.
+    return monitor_environment(
+        tmp_path,
+        smtp.environment(),
+        {"RIEMANN_ALERT_CHECKS": "exits", "DOCKER_HOST": engine.docker_host},
+    )
 
 
 def test_unexpected_failure_is_emailed_before_the_monitor_exits(
     tmp_path, plain_smtp, broken_engine
 ):
-    environment = monitor_environment(
-        tmp_path,
-        plain_smtp.environment(),
-        {"RIEMANN_ALERT_CHECKS": "exits", "DOCKER_HOST": broken_engine},
-    )
+    environment = broken_engine_environment(tmp_path, plain_smtp, broken_engine)
 
     result = run_once(environment)
 
@@ -861,6 +884,45 @@ def test_unexpected_failure_is_emailed_before_the_monitor_exits(
         "[riemann] the alert monitor on broken-host stopped: KeyError"
     )
     assert "KeyError: 'Id'" in message.get_content()
+
+
+def test_same_failure_at_the_next_start_is_logged_not_emailed_again(
+    tmp_path, plain_smtp, broken_engine
+):
+    environment = broken_engine_environment(tmp_path, plain_smtp, broken_engine)
+    first = run_once(environment)
+    assert first.returncode == 70
+    plain_smtp.mailbox.wait_for(1)
+
+    # As the restart policy starts it again: the same failure, the same state file.
+    again = run_once(environment)
+
+    assert again.returncode == 70
+    assert "monitor failed unexpectedly" in again.stderr
+    (repeat_line,) = [
+        line for line in again.stderr.splitlines() if "monitor failed as before" in line
+    ]
+    assert "not emailed again within the repeat period" in repeat_line
+    assert "KeyError: 'Id'" in repeat_line
+    # The monitor sends before it exits: a second email would be here by now.
+    assert len(plain_smtp.mailbox.messages) == 1
+
+
+def test_different_failure_at_the_next_start_is_emailed(
+    tmp_path, plain_smtp, broken_engine
+):
+    environment = broken_engine_environment(tmp_path, plain_smtp, broken_engine)
+    assert run_once(environment).returncode == 70
+    plain_smtp.mailbox.wait_for(1)
+    broken_engine.answer_containers_with({"not": "a list"})
+
+    again = run_once(environment)
+
+    assert again.returncode == 70
+    first, second = plain_smtp.mailbox.wait_for(2)
+    assert first["Subject"].endswith("stopped: KeyError")
+    assert second["Subject"].endswith("stopped: TypeError")
+    assert "monitor failed as before" not in again.stderr
 
 
 def test_missing_smtp_server_setting_stops_the_monitor_with_one_line(tmp_path):

@@ -441,9 +441,53 @@ def test_state_survives_its_file_format():
         status_unreadable_reported=True,
         engine_unreadable_since=NOW - 2 * HOUR,
         engine_unreadable_reported=True,
+        monitor_failure_emailed="KeyError: 'Id'",
+        monitor_failure_emailed_at=NOW - 3 * HOUR,
     )
 
     assert monitor.MonitorState.from_json(state.to_json()) == state
+
+
+def test_monitor_failure_emailed_is_remembered_by_type_and_message():
+    alert = monitor.monitor_failed_alert("host-1", KeyError("Id"))
+
+    state = monitor.MonitorState().settled(alert, NOW)
+
+    assert state.monitor_failure_emailed == "KeyError: 'Id'"
+    assert state.monitor_failure_emailed_at == NOW
+
+
+def test_same_monitor_failure_is_not_emailed_again_within_the_repeat_period():
+    state = monitor.MonitorState().settled(
+        monitor.monitor_failed_alert("host-1", KeyError("Id")), NOW
+    )
+
+    assert monitor.monitor_failure_emailed_recently(
+        state, "KeyError: 'Id'", NOW + HOUR / 2, HOUR
+    )
+
+
+def test_same_monitor_failure_is_emailed_again_after_the_repeat_period():
+    state = monitor.MonitorState().settled(
+        monitor.monitor_failed_alert("host-1", KeyError("Id")), NOW
+    )
+
+    assert not monitor.monitor_failure_emailed_recently(
+        state, "KeyError: 'Id'", NOW + HOUR, HOUR
+    )
+
+
+def test_different_monitor_failure_is_emailed_within_the_repeat_period():
+    state = monitor.MonitorState().settled(
+        monitor.monitor_failed_alert("host-1", KeyError("Id")), NOW
+    )
+
+    assert not monitor.monitor_failure_emailed_recently(
+        state, "KeyError: 'Names'", NOW + HOUR / 2, HOUR
+    )
+    assert not monitor.monitor_failure_emailed_recently(
+        state, "TypeError: 'Id'", NOW + HOUR / 2, HOUR
+    )
 
 
 def test_state_of_an_older_monitor_reads_as_nothing_unreadable():
@@ -454,6 +498,7 @@ def test_state_of_an_older_monitor_reads_as_nothing_unreadable():
     assert state.status_unreadable_since is None
     assert state.engine_unreadable_since is None
     assert not state.engine_unreadable_reported
+    assert state.monitor_failure_emailed is None
 
 
 @pytest.mark.parametrize(
