@@ -78,6 +78,40 @@ def test_postgres_has_the_roles_and_databases_the_tests_connect_as(config):
         assert f"createdb --host 127.0.0.1 --username postgres {database}" in command
 
 
+def container_setup_lines(config) -> list[str]:
+    """The lines of the script that prepares the test container, in order."""
+    command = run_steps(config)[
+        "test/Start the test container (privileged, the checkout mounted)"
+    ]
+    script = command.split("riemann-ci sh -ec '", 1)[1].split("'", 1)[0]
+    return [line.strip() for line in script.replace("\\\n", " ").splitlines()]
+
+
+def test_test_container_gets_the_postgresql_server_without_a_cluster(config):
+    # The server binaries and the postgres user, as the local CI machine has, but
+    # no cluster: the service container owns 127.0.0.1:5432 in this namespace.
+    lines = container_setup_lines(config)
+    install = next(
+        i for i, line in enumerate(lines) if line.startswith(("apt-get install", "UCF"))
+    )
+    packages = lines[install].split("--no-install-recommends", 1)[1].split()
+
+    assert "postgresql" in packages
+    no_cluster = next(
+        i for i, line in enumerate(lines) if "create_main_cluster = false" in line
+    )
+    assert lines[no_cluster].endswith("> /etc/postgresql-common/createcluster.conf")
+    assert lines[no_cluster].startswith("echo ")
+    assert "UCF_FORCE_CONFFOLD=1" in lines[install]
+    refusal = next(
+        i
+        for i, line in enumerate(lines)
+        if line.endswith("> /usr/sbin/policy-rc.d") and "exit 101" in line
+    )
+    assert no_cluster < install
+    assert refusal < install
+
+
 def test_every_run_step_is_valid_shell(config):
     for name, command in run_steps(config).items():
         checked = subprocess.run(
