@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import pytest
@@ -143,8 +144,16 @@ def test_superabundant_blocks_tile_the_enumeration(start, length, requests):
 )
 def test_blocks_never_pass_the_end_of_the_search(start, size, count, length):
     blocks = EXHAUSTIVE.next_blocks(start, size, count, start + length)
+    assert blocks[0].start_ordinal == start
+    assert all(
+        before.end_ordinal == after.start_ordinal
+        for before, after in itertools.pairwise(blocks)
+    )
     assert blocks[-1].end_ordinal <= start + length
     assert sum(b.candidate_count for b in blocks) == min(size * count, length)
+    assert all(EXHAUSTIVE.block_from_text(b.start, b.end) == b for b in blocks), (
+        "each block reads back from its stored texts"
+    )
 
 
 @given(size=st.integers(min_value=1, max_value=400))
