@@ -194,6 +194,52 @@ def test_commands_on_a_database_without_schema_ask_for_an_upgrade(dsn):
     assert run_riemann("db", "check", "--dsn", dsn).returncode == 1
 
 
+def test_upgrading_twice_then_checking_reports_the_current_schema(dsn):
+    assert (
+        "migrated from version 0" in run_riemann("db", "upgrade", "--dsn", dsn).stdout
+    )
+    assert "up to date" in run_riemann("db", "upgrade", "--dsn", dsn).stdout
+
+    checked = run_riemann("db", "check", "--dsn", dsn)
+
+    assert checked.returncode == 0
+    assert "database reachable, schema at version" in checked.stdout
+
+
+def test_db_psql_runs_psql_on_the_configured_database(dsn):
+    run_riemann("db", "upgrade", "--dsn", dsn)
+    # The server trusts every connection, so the password only has to reach psql's
+    # environment without upsetting the DSN.
+    result = run_riemann(
+        "db", "psql", "--dsn", f"{dsn} password=not-needed", "--",
+        "--tuples-only", "--no-align", "--command", "SELECT count(*) FROM searches",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0"
+
+
+def test_db_psql_passes_on_the_libpq_variables(dsn):
+    parameters = parse_dsn(dsn)
+    result = run_riemann(
+        "db", "psql", "--", "--tuples-only", "--no-align", "--command",
+        "SELECT current_database()",
+        PGHOST=parameters["host"], PGPORT=parameters["port"],
+        PGUSER=parameters["user"], PGDATABASE=parameters["dbname"],
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == parameters["dbname"]
+
+
+def test_db_psql_with_a_malformed_dsn_or_without_psql_is_one_clear_error(dsn):
+    assert_one_clear_error(
+        run_riemann("db", "psql", "--dsn", "no-equals-sign"), "DSN is malformed"
+    )
+    assert_one_clear_error(
+        run_riemann("db", "psql", "--dsn", dsn, PATH="/nonexistent"),
+        "psql is not installed",
+    )
+
+
 def test_a_malformed_row_ends_as_a_dead_block_and_the_worker_goes_on(dsn):
     assert run_riemann("db", "upgrade", "--dsn", dsn).returncode == 0
     generated = run_riemann(
