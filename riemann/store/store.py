@@ -219,6 +219,25 @@ class Store:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _open_connection(self) -> psycopg2.extensions.connection:
+        """The connection, opened again if it was never opened or was lost."""
+        if self._connection is None or self._connection.closed:
+            self.connect()
+        assert self._connection is not None
+        return self._connection
+
+    @contextmanager
+    def _losing_the_connection_is_unavailable(self) -> Iterator[None]:
+        """A lost connection becomes DatabaseUnavailableError, and the next use of
+        the store reconnects."""
+        try:
+            yield
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+            self.close()
+            raise DatabaseUnavailableError(
+                f"lost the database connection: {describe_connection_error(error)}"
+            ) from None
+
     @contextmanager
     def _transaction(self) -> Iterator[psycopg2.extensions.cursor]:
         """A cursor in a transaction: committed on success, rolled back on error.
@@ -226,17 +245,14 @@ class Store:
         A lost connection becomes DatabaseUnavailableError, and the next transaction
         reconnects.
         """
-        if self._connection is None or self._connection.closed:
-            self.connect()
-        assert self._connection is not None
+        connection = self._open_connection()
         try:
-            with self._connection, self._connection.cursor() as cursor:
+            with (
+                self._losing_the_connection_is_unavailable(),
+                connection,
+                connection.cursor() as cursor,
+            ):
                 yield cursor
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
-            self.close()
-            raise DatabaseUnavailableError(
-                f"lost the database connection: {describe_connection_error(error)}"
-            ) from None
         except psycopg2.errors.UndefinedTable:
             raise SchemaError(
                 "the database has no riemann schema; run `riemann db upgrade` first"
@@ -265,11 +281,8 @@ class Store:
         True when one came, now or since the last wait (every pending notice is
         consumed); False after the full wait.
         """
-        if self._connection is None or self._connection.closed:
-            self.connect()
-        connection = self._connection
-        assert connection is not None
-        try:
+        connection = self._open_connection()
+        with self._losing_the_connection_is_unavailable():
             connection.poll()
             if not connection.notifies:
                 readable, _, _ = select.select([connection], [], [], seconds)
@@ -277,11 +290,6 @@ class Store:
                     connection.poll()
             if connection.closed:
                 raise psycopg2.OperationalError("the server closed the connection")
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
-            self.close()
-            raise DatabaseUnavailableError(
-                f"lost the database connection: {describe_connection_error(error)}"
-            ) from None
         noticed = bool(connection.notifies)
         connection.notifies.clear()
         return noticed
@@ -819,11 +827,13 @@ class Store:
         self, min_witness: str | None = None, strategy: str | None = None
     ) -> Generator[StoredWitness, None, None]:
         """Stored witness records, by strategy and n, read in batches."""
-        if self._connection is None or self._connection.closed:
-            self.connect()
-        assert self._connection is not None
+        connection = self._open_connection()
         try:
-            with self._connection, self._connection.cursor(name="witnesses") as cursor:
+            with (
+                self._losing_the_connection_is_unavailable(),
+                connection,
+                connection.cursor(name="witnesses") as cursor,
+            ):
                 cursor.itersize = 5000
                 cursor.execute(
                     query("witnesses"),
@@ -833,11 +843,6 @@ class Store:
                     yield StoredWitness(*row)
         except psycopg2.errors.InvalidTextRepresentation:
             raise StoreError(f"--min-witness {min_witness!r} is not a number") from None
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
-            self.close()
-            raise DatabaseUnavailableError(
-                f"lost the database connection: {describe_connection_error(error)}"
-            ) from None
 
 
 def _n_of(record: WitnessRecord | None) -> str | None:
